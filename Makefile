@@ -1,0 +1,34 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh machine: they install uv
+# when it is missing, create .venv from uv.lock, then run.
+SHELL := /bin/bash
+VENV := .venv
+UV = $$(command -v uv || echo python3 -m uv)
+
+# Compiled bytecode matters here: some machines set PYTHONDONTWRITEBYTECODE, and Feast, MLflow
+# and pandas then recompile on every start (seconds per command).
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/fsml demo
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check fsml training feature_repo tests
+
+clean:
+	rm -rf .fsml .pytest_cache

@@ -1,0 +1,80 @@
+"""Writes that are all-or-nothing: readers see the old state or the new one, never a mix.
+
+Files are written to a temporary sibling and renamed into place. Directories of several files
+that must change together are published as versions behind a symbolic link that is replaced
+atomically, so a crash half-way leaves the previous version in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; it replaces ``target`` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(target: Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty staging directory that becomes the content of ``target`` on success.
+
+    ``target`` is a symbolic link to ``<target>.versions/<id>``; the link is swapped with one
+    ``rename``, then older versions are removed. On failure the staging directory is deleted and
+    ``target`` still points where it did.
+    """
+    versions = target.with_name(f"{target.name}.versions")
+    versions.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_symlink():
+        raise FileExistsError(f"{target} is a real directory; expected a published version link")
+    stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=versions))
+    try:
+        yield stage
+        for path in stage.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        final = versions / uuid.uuid4().hex[:12]
+        stage.rename(final)
+        link = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.link")
+        link.symlink_to(final.relative_to(target.parent))
+        os.replace(link, target)
+        _fsync_dir(target.parent)
+        _remove_other_versions(versions, keep=final)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_other_versions(versions: Path, keep: Path) -> None:
+    for old in versions.iterdir():
+        if old != keep and not old.name.startswith(".stage-"):
+            shutil.rmtree(old, ignore_errors=True)

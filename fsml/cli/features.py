@@ -1,0 +1,67 @@
+"""``fsml features``: build the offline tables, register them in Feast, load the online store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
+from fsml.console import emit, steps
+
+
+@features_app.command("build")
+def build(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """Compute the feature tables from the raw data with DuckDB; validate before publishing."""
+    settings = load_settings()
+
+    from training.features import FEATURE_SPECS, build_features
+
+    with steps("features build", len(FEATURE_SPECS) + 2) as step:
+        result = build_features(settings.raw_dir, settings.features_dir, progress=step)
+    emit(
+        {
+            "directory": str(result.directory),
+            "rows": result.tables,
+            "start": result.start.isoformat(),
+            "end": result.end.isoformat(),
+        },
+        as_json,
+    )
+
+
+@features_app.command("apply")
+def apply(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """Register the feature repo's entities, views and services (as `feast apply`)."""
+    settings = load_settings()
+
+    from fsml.featurestore import apply_repo
+
+    with steps("features apply", 1) as step:
+        step(f"project {settings.feast_project}")
+        diff = apply_repo(settings)
+    changes = [line.strip() for line in diff.splitlines() if line.strip()]
+    emit(
+        {"project": settings.feast_project, "repo": str(settings.feature_repo), "changes": changes},
+        as_json,
+    )
+
+
+@features_app.command("materialize")
+def materialize(
+    start: Annotated[
+        str | None, typer.Option(help="Start time (ISO); default: end minus the longest TTL.")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="End time (ISO); default: now.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Load feature values of [start, end] from the offline tables into Redis."""
+    settings = load_settings()
+    window = parse_time(start, "--start"), parse_time(end, "--end")
+
+    from fsml.featurestore import materialize as load_online
+
+    with steps("features materialize", 1) as step:
+        step("writing to Redis")
+        result = load_online(settings, *window)
+    emit(result, as_json)

@@ -1,0 +1,98 @@
+"""Terminal output shared by the CLI: logging, progress bars and results.
+
+Logs and progress go to stderr; stdout carries only results, so ``--json`` output stays the last
+line of stdout and can be piped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+_NOISY = ("feast", "mlflow", "alembic", "urllib3", "httpx", "botocore", "ibis", "numexpr")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # MLflow installs its own handler at import; it reads its level from this variable.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
+    # Libraries' deprecation notices go through logging, where they are quiet unless verbose.
+    # (Feast re-enables them with warnings.simplefilter at import, so a filter would not hold.)
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+@contextlib.contextmanager
+def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar over ``total`` named steps; call the yielded function as each one starts."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    began = time.perf_counter()
+    # Transient: the live bar disappears, so a failure leaves only its one-line error.
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(title, total=total)
+        started = [False]
+
+        def start(step: str) -> None:
+            progress.update(task, description=f"{title}: {step}", advance=1 if started[0] else 0)
+            started[0] = True
+
+        yield start
+    err.print(
+        f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False
+    )
+
+
+def emit(result: dict[str, Any], as_json: bool) -> None:
+    """Print a command's result: one JSON line, or ``key: value`` lines for people."""
+    if as_json:
+        print(json.dumps(result, default=str, sort_keys=True), flush=True)
+        return
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.print(f"[bold]{key}[/bold]:")
+            for k, v in value.items():
+                out.print(f"  {k}: {_fmt(v)}")
+        else:
+            out.print(f"[bold]{key}[/bold]: {_fmt(value)}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,45 @@
+"""Content fingerprints of code and definitions, and the git state, for the run record."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from fsml.settings import PROJECT_ROOT
+
+CODE_PATTERNS = ("fsml/**/*.py", "training/**/*.py", "training/sql/*.sql")
+REPO_PATTERNS = ("**/*.py", "**/*.yaml", ".feastignore")
+
+
+def tree_fingerprint(root: Path, patterns: Iterable[str]) -> str:
+    """sha256 over the relative paths and bytes of the files matching ``patterns``."""
+    digest = hashlib.sha256()
+    files = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+    for path in files:
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def code_fingerprint() -> str:
+    return tree_fingerprint(PROJECT_ROOT, CODE_PATTERNS)
+
+
+def feature_repo_fingerprint(repo: Path) -> str:
+    return tree_fingerprint(repo, REPO_PATTERNS)
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """The commit the code was at and whether the working tree had changes."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown", "dirty": "true" if dirty else "false"}

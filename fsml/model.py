@@ -1,0 +1,140 @@
+"""The model as every stage sees it: a LightGBM text booster plus a JSON sidecar.
+
+The sidecar (``ModelCard``) records what is needed to use the booster without the training code:
+the feature service, the feature order and types with the vocabularies of categorical features,
+the decision threshold, the training window, the test metrics and reference statistics of every
+feature and of the score for the monitor. ``FeatureEncoder`` turns feature values into the
+booster's input the same way for a training set, a batch file and a single request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+BOOSTER_FILE = "model.lgb.txt"
+CARD_FILE = "fsml_model.json"
+
+
+class FeatureInfo(BaseModel):
+    column: str  # "view__feature", the name in training sets and in the booster
+    view: str
+    name: str
+    dtype: str  # "float", "int" or "string"
+    on_demand: bool = False
+    categories: list[str] | None = None  # vocabulary of a string feature, in code order
+
+
+class ModelCard(BaseModel):
+    format_version: int = 1
+    model_name: str
+    feature_service: str
+    features: list[FeatureInfo]
+    join_keys: list[str]
+    request_fields: list[str]
+    ttl_seconds: dict[str, float]
+    label: str
+    threshold: float
+    training_window: dict[str, str]
+    metrics: dict[str, float]
+    reference: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    score_reference: dict[str, Any] = Field(default_factory=dict)
+    data_fingerprint: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.column for f in self.features]
+
+
+class FeatureEncoder:
+    """Feature values to a float64 matrix in the booster's column order.
+
+    Numbers pass through (missing becomes NaN); strings become their index in the training
+    vocabulary, and a value never seen in training becomes NaN, which LightGBM treats as missing.
+    """
+
+    def __init__(self, features: Sequence[FeatureInfo]) -> None:
+        self.features = list(features)
+        self.columns = [f.column for f in self.features]
+        self._codes = {
+            f.column: {value: float(code) for code, value in enumerate(f.categories or [])}
+            for f in self.features
+            if f.dtype == "string"
+        }
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, f in enumerate(self.features) if f.dtype == "string"]
+
+    def frame(self, df: pd.DataFrame) -> np.ndarray:
+        """Encode a DataFrame holding every feature column."""
+        out = np.empty((len(df), len(self.columns)), dtype=np.float64)
+        for i, column in enumerate(self.columns):
+            codes = self._codes.get(column)
+            if codes is None:
+                out[:, i] = pd.to_numeric(df[column], errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+            else:
+                out[:, i] = df[column].map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def row(self, values: Mapping[str, Any]) -> list[float]:
+        """Encode one row given as ``{column: value}`` (absent or None means missing)."""
+        return [self._value(column, values.get(column)) for column in self.columns]
+
+    def _value(self, column: str, value: Any) -> float:
+        if value is None:
+            return math.nan
+        codes = self._codes.get(column)
+        if codes is not None:
+            return codes.get(value, math.nan)
+        return float(value)
+
+
+def vocabularies(df: pd.DataFrame, features: Sequence[FeatureInfo]) -> list[FeatureInfo]:
+    """Attach to each string feature its sorted vocabulary as seen in ``df``."""
+    out = []
+    for feature in features:
+        if feature.dtype == "string":
+            values = sorted(str(v) for v in df[feature.column].dropna().unique())
+            feature = feature.model_copy(update={"categories": values})
+        out.append(feature)
+    return out
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model: the booster's text, the booster itself and its card."""
+
+    booster_text: str
+    card: ModelCard
+    version: str = ""
+    booster: Any = None
+
+    def __post_init__(self) -> None:
+        if self.booster is None:
+            import lightgbm as lgb
+
+            self.booster = lgb.Booster(model_str=self.booster_text)
+        self.encoder = FeatureEncoder(self.card.features)
+
+    def predict_matrix(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        return self.booster.predict(matrix, num_threads=num_threads)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / BOOSTER_FILE).write_text(self.booster_text)
+        (directory / CARD_FILE).write_text(self.card.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, directory: Path, version: str = "") -> ModelBundle:
+        card = ModelCard.model_validate_json((directory / CARD_FILE).read_text())
+        return cls(booster_text=(directory / BOOSTER_FILE).read_text(), card=card, version=version)

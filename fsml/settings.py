@@ -1,0 +1,127 @@
+"""One settings class per process, read from ``FSML_*`` environment variables and ``.env``.
+
+Paths are resolved once here so every stage (CLI, server, monitor) agrees on where state lives.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "staging", "prod"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FEATURE_REPO = PROJECT_ROOT / "feature_repo"
+
+
+class Settings(BaseSettings):
+    """Platform configuration; every field is ``FSML_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FSML_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    home: Path = Field(Path(".fsml"), description="State directory: data, registry, MLflow, logs.")
+    env: Environment = Field("dev", description="Keeps Feast projects, experiments and keys apart.")
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "FSML_REDIS_URL"),
+        description="Online store.",
+    )
+    feature_repo: Path = Field(DEFAULT_FEATURE_REPO, description="Feast repository to use.")
+    feature_service: str = Field("fraud_model_v1", description="Default feature service.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: a SQLite store under FSML_HOME."
+    )
+
+    # Training: windows are counted back from the newest matured label before the as-of time.
+    seed: int = 42
+    train_days: int = Field(45, gt=0)
+    valid_days: int = Field(7, gt=0)
+    test_days: int = Field(7, gt=0)
+    num_threads: int = Field(2, gt=0, description="LightGBM training threads (fixed: determinism).")
+    num_boost_round: int = Field(600, gt=0)
+    early_stopping_rounds: int = Field(40, gt=0)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, gt=1)
+    min_data_in_leaf: int = Field(50, gt=0)
+
+    # Promotion: both models are scored on the same most recent labelled window.
+    promotion_window_days: int = Field(7, gt=0)
+    promotion_margin: float = Field(
+        0.0, ge=0, le=1, description="Challenger PR-AUC must reach champion's plus this margin."
+    )
+    min_pr_auc: float = Field(0.2, ge=0, le=1, description="Floor for the first champion.")
+    min_roc_auc: float = Field(0.7, ge=0, le=1, description="Floor for the first champion.")
+
+    @field_validator("home", "feature_repo", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _feature_repo_exists(self) -> Settings:
+        if not (self.feature_repo / "feature_store.yaml").is_file():
+            raise ValueError(f"feature_repo {self.feature_repo} has no feature_store.yaml")
+        return self
+
+    # Derived locations. Nothing is created here: stages create what they write.
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def feast_project(self) -> str:
+        return f"fsml_{self.env}"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"fsml-{self.env}"
+
+    def model_name(self, feature_service: str) -> str:
+        """Registered model name: one per feature service and environment."""
+        return f"fsml-{self.env}-{feature_service}"
+
+    def feast_environ(self) -> dict[str, str]:
+        """Variables that ``feature_store.yaml`` and the feature definitions expand."""
+        return {"FSML_HOME": str(self.home), "FSML_ENV": self.env, "REDIS_URL": self.redis_url}
+
+    def export(self) -> None:
+        """Put the resolved values into ``os.environ`` for Feast and child processes."""
+        os.environ.update(self.feast_environ())

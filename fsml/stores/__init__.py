@@ -1,0 +1,5 @@
+"""Feast extension points used by fsml: custom online (and later offline) store classes.
+
+They are named in ``feature_repo/feature_store.yaml`` so that the ``feast`` CLI and SDK keep
+working on the same repository.
+"""

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real redis-server, and a small seeded world built once per session.
+
+The world is real: generated Parquet files, DuckDB-built feature tables, a Feast registry, and
+(for the tests that need one) an MLflow SQLite store with a trained model, all in tmp dirs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import feast  # noqa: F401,I001  (imported before pytest's warning filters: Feast resets them at import)
+import pytest
+
+import fsml  # noqa: F401  (turns off typeguard before Feast is imported)
+from fsml.redis_server import RedisServer
+from fsml.settings import Settings
+from training.synthetic import GeneratorConfig
+
+END = date(2026, 11, 1)
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+SMALL = GeneratorConfig(customers=400, merchants=80, days=70, end_date=END, seed=7)
+
+TEST_SETTINGS: dict[str, Any] = {
+    "env": "dev",
+    "train_days": 30,
+    "valid_days": 10,
+    "test_days": 10,
+    "promotion_window_days": 10,
+    "num_boost_round": 150,
+    "early_stopping_rounds": 20,
+    "min_data_in_leaf": 20,
+}
+
+
+def make_settings(
+    home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **overrides: Any
+) -> Settings:
+    return Settings(
+        home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides}
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@dataclass
+class World:
+    settings: Settings
+    generator: GeneratorConfig
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+
+def build_world(
+    home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any
+) -> World:
+    from fsml.featurestore import apply_repo
+    from training.features import build_features
+    from training.synthetic import generate, save
+
+    settings = make_settings(home, redis_url, **overrides)
+    save(generate(generator), generator, settings.raw_dir)
+    build_features(settings.raw_dir, settings.features_dir)
+    apply_repo(settings)
+    return World(settings, generator)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> World:
+    """Generated data, feature tables and a Feast registry; read-only for tests."""
+    return build_world(tmp_path_factory.mktemp("world"), redis_server.url)
+
+
+@pytest.fixture(scope="session")
+def trained(world: World):
+    """One registered training run on the session world."""
+    from training.pipeline import train
+
+    return train(world.settings, as_of=AS_OF)
+
+
+@pytest.fixture
+def own_world(tmp_path: Path, world: World) -> World:
+    """A private copy of the session world's data, for tests that change or break it."""
+    home = tmp_path / "home"
+    for name in ("raw", "features"):
+        version = home / "data" / f"{name}.versions" / "copy"
+        shutil.copytree(world.settings.data_dir / name, version)
+        (home / "data" / name).symlink_to(version.relative_to(home / "data"))
+    settings = make_settings(home, world.settings.redis_url)
+    return World(settings, world.generator)

@@ -1,0 +1,127 @@
+"""The ``fsml`` command contract, run as separate processes the way users and CI run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AS_OF, SMALL, TEST_SETTINGS
+
+pytestmark = pytest.mark.e2e
+
+FSML = Path(sys.executable).parent / "fsml"
+GENERATE = [
+    "data",
+    "generate",
+    "--customers",
+    str(SMALL.customers),
+    "--merchants",
+    str(SMALL.merchants),
+    "--days",
+    str(SMALL.days),
+    "--end-date",
+    str(SMALL.end_date),
+    "--seed",
+    str(SMALL.seed),
+]
+
+
+def run(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FSML_")}
+    environ |= {
+        "FSML_HOME": str(home),
+        **{f"FSML_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()},
+    }
+    environ |= env or {}
+    return subprocess.run(
+        [str(FSML), *args], env=environ, capture_output=True, text=True, timeout=300
+    )
+
+
+def run_json(home: Path, *args: str) -> dict[str, Any]:
+    done = run(home, *args, "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def assert_one_line_error(
+    done: subprocess.CompletedProcess[str], fragment: str, code: int | None = None
+) -> None:
+    assert done.returncode != 0 and (code is None or done.returncode == code)
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], done.stderr
+    assert fragment in errors[0], errors[0]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+def test_full_lifecycle_through_the_cli(home: Path) -> None:
+    generated = run_json(home, *GENERATE)
+    assert generated["rows"]["transactions"] > 10_000 and 0 < generated["fraud_rate"] < 0.03
+
+    built = run_json(home, "features", "build")
+    assert set(built["rows"]) == {
+        "customer_profile",
+        "customer_transaction_windows",
+        "merchant_profile",
+        "merchant_risk",
+    }
+    applied = run_json(home, "features", "apply")
+    assert applied["project"] == "fsml_dev"
+
+    trained = run_json(home, "train", "--as-of", AS_OF.isoformat())
+    for key in ("run_id", "model_name", "model_version", "data_fingerprint", "metrics"):
+        assert trained[key]
+    assert {"test_pr_auc", "test_roc_auc", "test_positive_rate"} <= set(trained["metrics"])
+    assert Path(trained["report"]).is_file()
+
+    promoted = run_json(home, "promote", "--as-of", AS_OF.isoformat())
+    assert promoted["promoted"] is True
+    assert (
+        promoted["champion_version"] == promoted["challenger_version"] == trained["model_version"]
+    )
+    assert promoted["reason"]
+
+    again = run_json(home, "reproduce", trained["run_id"])
+    assert again["identical"] is True
+
+    exported = run(home, "env").stdout
+    assert f"export FSML_HOME={home}" in exported and "export FSML_ENV=dev" in exported
+
+
+def test_invalid_setting_is_one_line(home: Path) -> None:
+    assert_one_line_error(run(home, "train", env={"FSML_ENV": "qa"}), "FSML_ENV='qa'", code=2)
+    assert_one_line_error(run(home, "train", env={"REDIS_URL": "nohost"}), "REDIS_URL", code=2)
+
+
+def test_bad_arguments_are_one_line(home: Path) -> None:
+    assert_one_line_error(run(home, "train", "--as-of", "yesterday"), "--as-of", code=2)
+    assert_one_line_error(run(home, "data", "generate", "--customers", "0"), "--customers", code=2)
+
+
+def test_unknown_feature_service_and_empty_window(home: Path) -> None:
+    assert_one_line_error(
+        run(home, "train", "--feature-service", "nope"), "unknown feature service 'nope'"
+    )
+    assert_one_line_error(run(home, "train", "--as-of", "2020-01-01"), "empty time window")
+
+
+def test_corrupted_raw_data_is_named(tmp_path: Path) -> None:
+    assert run(tmp_path, *GENERATE[:2], "--customers", "50", "--days", "20").returncode == 0
+    target = (tmp_path / "data" / "raw").resolve() / "transactions.parquet"
+    target.write_bytes(b"garbage")
+    assert_one_line_error(run(tmp_path, "features", "build"), "cannot read")
+    assert not (tmp_path / "data" / "features").exists()

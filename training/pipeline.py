@@ -1,0 +1,167 @@
+"""``fsml train``: training set, model, evaluation report and registration, in that order.
+
+Nothing is written to MLflow or ``FSML_HOME`` until the model has been trained and evaluated;
+a bad input stops the pipeline before any write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fsml import atomic
+from fsml.featurestore import ServiceSpec, describe_service, open_store
+from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
+from fsml.settings import Settings
+from fsml.timing import timed
+from training.dataset import TrainingSet, Windows, build_training_set
+from training.registry import Registered, register_training
+from training.report import training_report
+from training.train import TrainConfig, TrainedModel, fit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOutcome:
+    registered: Registered
+    trained: TrainedModel
+    training_set: TrainingSet
+    report: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        card = self.trained.bundle.card
+        return {
+            "run_id": self.registered.run_id,
+            "model_name": self.registered.model_name,
+            "model_version": self.registered.version,
+            "feature_service": card.feature_service,
+            "data_fingerprint": self.training_set.fingerprint,
+            "metrics": card.metrics,
+            "threshold": card.threshold,
+            "training_window": card.training_window,
+            "report": str(self.report),
+            "timings_s": self.timings,
+        }
+
+
+def default_as_of() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def windows_for(settings: Settings, as_of: datetime) -> Windows:
+    return Windows.ending_at(as_of, settings.train_days, settings.valid_days, settings.test_days)
+
+
+def prepare(
+    settings: Settings, feature_service: str, as_of: datetime
+) -> tuple[ServiceSpec, Windows, TrainingSet]:
+    store = open_store(settings)
+    spec = describe_service(store, feature_service)
+    windows = windows_for(settings, as_of)
+    return spec, windows, build_training_set(store, spec, windows)
+
+
+def train(
+    settings: Settings,
+    feature_service: str | None = None,
+    as_of: datetime | None = None,
+    reason: str = "manual",
+) -> TrainOutcome:
+    timings: dict[str, float] = {}
+    name = feature_service or settings.feature_service
+    as_of = as_of or default_as_of()
+    with timed(timings, "training_set"):
+        spec, windows, training_set = prepare(settings, name, as_of)
+    config = TrainConfig.from_settings(settings)
+    with timed(timings, "fit"):
+        trained = fit(
+            training_set.parts,
+            spec,
+            windows,
+            config,
+            settings.model_name(name),
+            training_set.fingerprint,
+        )
+    with timed(timings, "register"), tempfile.TemporaryDirectory() as tmp:
+        artifacts = _write_artifacts(Path(tmp), trained, training_set)
+        registered = register_training(
+            settings,
+            trained,
+            params=_params(settings, config, spec, windows),
+            tags=_tags(settings, spec, windows, training_set, reason),
+            artifacts=artifacts,
+        )
+        report = (
+            settings.reports_dir / f"training-{registered.model_name}-v{registered.version}.html"
+        )
+        atomic.write_text(report, (artifacts["report"] / "training_report.html").read_text())
+    log.info("registered %s version %s", registered.model_name, registered.version)
+    return TrainOutcome(registered, trained, training_set, report, timings)
+
+
+def _write_artifacts(
+    tmp: Path, trained: TrainedModel, training_set: TrainingSet
+) -> dict[str, Path]:
+    """Files logged with the run, one folder per artifact path."""
+    card = trained.bundle.card
+    folders = {name: tmp / name for name in ("report", "evaluation", "data")}
+    for folder in folders.values():
+        folder.mkdir()
+    title = f"{card.model_name}: training evaluation"
+    (folders["report"] / "training_report.html").write_text(training_report(trained, title))
+    trained.test_predictions.to_parquet(
+        folders["evaluation"] / "test_predictions.parquet", index=False
+    )
+    (folders["evaluation"] / "calibration.json").write_text(
+        json.dumps(trained.calibration, indent=2)
+    )
+    (folders["evaluation"] / "importance.json").write_text(json.dumps(trained.importance, indent=2))
+    (folders["data"] / "null_rates.json").write_text(json.dumps(training_set.null_rates, indent=2))
+    counts = {
+        k: {"rows": len(v), "positives": int(v["label"].sum())}
+        for k, v in training_set.parts.items()
+    }
+    (folders["data"] / "splits.json").write_text(json.dumps(counts, indent=2))
+    return {name: folder for name, folder in folders.items()}
+
+
+def _params(
+    settings: Settings, config: TrainConfig, spec: ServiceSpec, windows: Windows
+) -> dict[str, Any]:
+    return {
+        **config.as_params(),
+        "feature_service": spec.name,
+        "label_source": spec.label_source.name,
+        "as_of": windows.as_of.isoformat(),
+        "train_days": settings.train_days,
+        "valid_days": settings.valid_days,
+        "test_days": settings.test_days,
+    }
+
+
+def _tags(
+    settings: Settings, spec: ServiceSpec, windows: Windows, training_set: TrainingSet, reason: str
+) -> dict[str, str]:
+    git = git_state()
+    return {
+        "mlflow.runName": f"train-{spec.name}-{windows.as_of:%Y%m%dT%H%M%S}",
+        "fsml.kind": "training",
+        "fsml.reason": reason,
+        "fsml.env": settings.env,
+        "feast.project": settings.feast_project,
+        "feast.feature_service": spec.name,
+        "fsml.data_fingerprint": training_set.fingerprint,
+        "fsml.feature_repo_fingerprint": feature_repo_fingerprint(settings.feature_repo),
+        "fsml.code_fingerprint": code_fingerprint(),
+        "fsml.git_commit": git["commit"],
+        "fsml.git_dirty": git["dirty"],
+        "mlflow.source.git.commit": git["commit"],
+        **{f"fsml.window.{k}": v for k, v in windows.describe().items()},
+    }
