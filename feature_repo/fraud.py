@@ -115,9 +115,13 @@ merchant_risk = FeatureView(
 )
 
 # What the caller knows at request time: the amount and the moment of the transaction.
+# The `fsml.min` tag is enforced by the API and batch scoring (a negative amount is rejected).
 transaction_request = RequestSource(
     name="transaction_request",
-    schema=[Field(name="amount", dtype=Float64), Field(name="timestamp", dtype=UnixTimestamp)],
+    schema=[
+        Field(name="amount", dtype=Float64, tags={"fsml.min": "0"}),
+        Field(name="timestamp", dtype=UnixTimestamp),
+    ],
 )
 
 

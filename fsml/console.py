@@ -53,16 +53,9 @@ def setup_logging(verbose: bool = False) -> None:
 @contextlib.contextmanager
 def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
     """A progress bar over ``total`` named steps; call the yielded function as each one starts."""
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     began = time.perf_counter()
     # Transient: the live bar disappears, so a failure leaves only its one-line error.
-    with Progress(*columns, console=err, transient=True) as progress:
+    with Progress(*_columns(), console=err, transient=True) as progress:
         task = progress.add_task(title, total=total)
         started = [False]
 
@@ -73,6 +66,32 @@ def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
         yield start
     err.print(
         f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False
+    )
+
+
+@contextlib.contextmanager
+def chunk_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar for work that reports ``(what, done, total)`` as it goes."""
+    began = time.perf_counter()
+    with Progress(*_columns(), console=err, transient=True) as progress:
+        task = progress.add_task(title, total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            progress.update(task, description=f"{title}: {what}", completed=done, total=total)
+
+        yield update
+    err.print(
+        f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False
+    )
+
+
+def _columns() -> tuple:
+    return (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
     )
 
 

@@ -11,9 +11,8 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fsml.errors import FsmlError
 from fsml.settings import Settings
@@ -43,6 +42,16 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Input:
+    """A value the caller provides: an entity join key or a request field."""
+
+    name: str
+    dtype: str  # "int", "float", "string" or "timestamp"
+    kind: str  # "key" or "request"
+    minimum: float | None = None  # from the field tag ``fsml.min``
+
+
+@dataclass(frozen=True)
 class LabelSource:
     """Where labelled entity rows for training come from (a Feast FileSource with fsml tags)."""
 
@@ -63,6 +72,7 @@ class ServiceSpec:
     ttl_seconds: dict[str, float]  # per feature view; 0 means no expiry
     label_source: LabelSource
     offline_paths: dict[str, Path]  # per feature view backed by a file
+    inputs: tuple[Input, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -134,16 +144,28 @@ def get_service(store: FeatureStore, name: str) -> FeatureService:
         raise FsmlError(f"unknown feature service {name!r} (known: {hint})") from None
 
 
-_DTYPES = {"Float32": "float", "Float64": "float", "Int32": "int", "Int64": "int", "Bool": "int"}
+_DTYPES = {
+    "Float32": "float",
+    "Float64": "float",
+    "Int32": "int",
+    "Int64": "int",
+    "Bool": "int",
+    "String": "string",
+    "UnixTimestamp": "timestamp",
+}
 
 
-def _dtype(field_dtype: object) -> str:
-    text = str(field_dtype)
-    if text in _DTYPES:
-        return _DTYPES[text]
-    if text == "String":
-        return "string"
-    raise FsmlError(f"feature type {text} is not supported by fsml models")
+def _dtype(field_dtype: object, allowed: tuple[str, ...] = ("float", "int", "string")) -> str:
+    kind = _DTYPES.get(str(field_dtype))
+    if kind not in allowed:
+        raise FsmlError(f"type {field_dtype} is not supported by fsml models")
+    return kind
+
+
+def _input(field: Any, kind: str) -> Input:
+    minimum = (field.tags or {}).get("fsml.min")
+    dtype = _dtype(field.dtype, ("float", "int", "string", "timestamp"))
+    return Input(field.name, dtype, kind, float(minimum) if minimum is not None else None)
 
 
 def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
@@ -151,7 +173,8 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
     service = get_service(store, name)
     odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
     views = {v.name: v for v in store.list_feature_views()}
-    features, join_keys, request_fields, ttls, paths = [], [], [], {}, {}
+    features, ttls, paths = [], {}, {}
+    inputs: dict[str, Input] = {}
     for projection in service.feature_view_projections:
         view_name = projection.name_to_use()
         on_demand = projection.name in odfvs
@@ -160,16 +183,20 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
         if on_demand:
             odfv = odfvs[projection.name]
             for source in odfv.source_request_sources.values():
-                request_fields += [f.name for f in source.schema if f.name not in request_fields]
-            for source_view in odfv.source_feature_view_projections.values():
-                keys = views[source_view.name].join_keys
-                join_keys += [k for k in keys if k not in join_keys]
+                for field in source.schema:
+                    inputs.setdefault(field.name, _input(field, "request"))
+            key_views = [views[p.name] for p in odfv.source_feature_view_projections.values()]
         else:
             view = views[projection.name]
-            join_keys += [k for k in view.join_keys if k not in join_keys]
+            key_views = [view]
             ttls[view_name] = view.ttl.total_seconds() if view.ttl else 0.0
             if getattr(view.batch_source, "path", None):
                 paths[view_name] = Path(view.batch_source.path)
+        for key_view in key_views:
+            for column in key_view.entity_columns:
+                inputs.setdefault(column.name, _input(column, "key"))
+    join_keys = [i.name for i in inputs.values() if i.kind == "key"]
+    request_fields = [i.name for i in inputs.values() if i.kind == "request"]
     return ServiceSpec(
         name=name,
         features=tuple(features),
@@ -178,6 +205,7 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
         ttl_seconds=ttls,
         label_source=_label_source(store, service),
         offline_paths=paths,
+        inputs=tuple(sorted(inputs.values(), key=lambda i: i.kind != "key")),
     )
 
 
@@ -205,24 +233,3 @@ def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:
         available_at=tags["fsml.label_available_at"],
         id=tags["fsml.id"],
     )
-
-
-def materialize(
-    settings: Settings, start: datetime | None, end: datetime | None
-) -> dict[str, object]:
-    """Copy the latest feature values of [start, end] into the online store, per feature view."""
-    store = open_store(settings)
-    end = end or datetime.now(UTC)
-    views = [v for v in store.list_feature_views() if v.online]
-    if start is None:
-        longest = max((v.ttl for v in views if v.ttl), default=timedelta(days=1))
-        start = end - longest
-    if start >= end:
-        raise FsmlError(
-            f"empty time window: start {start.isoformat()} is not before end {end.isoformat()}"
-        )
-    try:
-        store.materialize(start_date=start, end_date=end)
-    except Exception as exc:  # a Redis or Parquet failure: report it in one line
-        raise FsmlError(f"materialization failed: {exc}") from None
-    return {"start": start.isoformat(), "end": end.isoformat(), "views": [v.name for v in views]}

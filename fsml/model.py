@@ -32,6 +32,13 @@ class FeatureInfo(BaseModel):
     categories: list[str] | None = None  # vocabulary of a string feature, in code order
 
 
+class InputInfo(BaseModel):
+    name: str
+    dtype: str  # "int", "float", "string" or "timestamp"
+    kind: str  # "key" (entity join key) or "request"
+    minimum: float | None = None
+
+
 class ModelCard(BaseModel):
     format_version: int = 1
     model_name: str
@@ -39,6 +46,7 @@ class ModelCard(BaseModel):
     features: list[FeatureInfo]
     join_keys: list[str]
     request_fields: list[str]
+    inputs: list[InputInfo] = Field(default_factory=list)
     ttl_seconds: dict[str, float]
     label: str
     threshold: float

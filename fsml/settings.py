@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "staging", "prod"]
@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(31, gt=1)
     min_data_in_leaf: int = Field(50, gt=0)
+
+    # Online store and serving.
+    materialize_chunk_hours: int = Field(24, gt=0, description="Time span written per chunk.")
+    api_key: SecretStr | None = Field(None, description="X-API-Key for admin routes.")
+    batch_max_rows: int = Field(1_000, gt=0, description="Largest /v1/predict/batch request.")
+    redis_timeout_ms: int = Field(500, gt=0, description="Online store read timeout.")
+    reload_poll_seconds: float = Field(10.0, ge=0, description="Champion alias check; 0: never.")
+    score_chunk_rows: int = Field(100_000, gt=0, description="Rows per batch-scoring chunk.")
 
     # Promotion: both models are scored on the same most recent labelled window.
     promotion_window_days: int = Field(7, gt=0)

@@ -22,6 +22,8 @@ from fsml.settings import Settings
 from training.synthetic import GeneratorConfig
 
 END = date(2026, 11, 1)
+API_KEY = "test-admin-key"
+BATCH_MAX = 50
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 SMALL = GeneratorConfig(customers=400, merchants=80, days=70, end_date=END, seed=7)
 
@@ -87,6 +89,47 @@ def trained(world: World):
     from training.pipeline import train
 
     return train(world.settings, as_of=AS_OF)
+
+
+@dataclass
+class Champion:
+    settings: Settings
+    outcome: Any  # training.pipeline.TrainOutcome
+
+
+@pytest.fixture(scope="session")
+def champion(world: World) -> Champion:
+    """A promoted model in the ``staging`` environment, its features materialized up to AS_OF.
+
+    A separate environment: its own Feast project, MLflow names and Redis keys, so these tests
+    cannot disturb the ``dev`` ones that share the session world.
+    """
+    from pydantic import SecretStr
+
+    from fsml.featurestore import apply_repo
+    from serving.materialize import materialize
+    from training.pipeline import train
+    from training.promote import promote
+
+    settings = world.settings.model_copy(
+        update={"env": "staging", "api_key": SecretStr(API_KEY), "reload_poll_seconds": 0.5}
+    )
+    apply_repo(settings)
+    outcome = train(settings, as_of=AS_OF)
+    assert promote(settings, as_of=AS_OF).promoted
+    materialize(settings, end=AS_OF)
+    return Champion(settings, outcome)
+
+
+@pytest.fixture(scope="session")
+def server(champion: Champion):
+    """``fsml serve`` as a real process on the champion."""
+    from serving.process import ServerProcess
+
+    with ServerProcess(
+        champion.settings, extra_env={"FSML_BATCH_MAX_ROWS": str(BATCH_MAX)}
+    ) as process:
+        yield process
 
 
 @pytest.fixture

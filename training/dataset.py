@@ -118,6 +118,14 @@ def with_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
             f"point-in-time join through {spec.name} failed: {type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         ) from exc
+    return df
+
+
+def labelled_features(
+    store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
+) -> pd.DataFrame:
+    """Features of labelled rows, in a stable order: time, then the label source's id."""
+    df = with_features(store, spec, entities)
     order = ["event_timestamp", spec.label_source.id]
     return df.sort_values(order, kind="mergesort").reset_index(drop=True)
 
@@ -184,7 +192,7 @@ def build_training_set(store: FeatureStore, spec: ServiceSpec, windows: Windows)
             f"{windows.start.isoformat()} and {windows.as_of.isoformat()}"
         )
     log.info("building a training set of %d rows through %s", len(entities), spec.name)
-    frame = with_features(store, spec, entities)
+    frame = labelled_features(store, spec, entities)
     parts = split(frame, windows)
     null_rates = check_training_set(parts, spec)
     columns = [spec.label_source.id, "event_timestamp", *spec.join_keys, "label", *spec.columns]

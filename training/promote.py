@@ -24,7 +24,7 @@ from fsml.featurestore import describe_service, open_store
 from fsml.model import ModelBundle
 from fsml.settings import Settings
 from training import registry
-from training.dataset import entity_rows, with_features
+from training.dataset import entity_rows, labelled_features
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _evaluation_window(
         raise FsmlError(
             f"empty time window: no labelled rows between {start.isoformat()} and {end.isoformat()}"
         )
-    frames = {s: with_features(store, spec, entities) for s, spec in specs.items()}
+    frames = {s: labelled_features(store, spec, entities) for s, spec in specs.items()}
     window = {
         "start": start.isoformat(),
         "end": end.isoformat(),

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from fsml.featurestore import ServiceSpec
-from fsml.model import FeatureEncoder, FeatureInfo, ModelBundle, ModelCard, vocabularies
+from fsml.model import (
+    FeatureEncoder,
+    FeatureInfo,
+    InputInfo,
+    ModelBundle,
+    ModelCard,
+    vocabularies,
+)
 from fsml.profiles import numeric_profile, profile_frame
 from fsml.settings import Settings
 from training.dataset import Windows
@@ -116,6 +123,7 @@ def fit(
         features=features,
         join_keys=list(spec.join_keys),
         request_fields=list(spec.request_fields),
+        inputs=[InputInfo(**vars(i)) for i in spec.inputs],
         ttl_seconds=spec.ttl_seconds,
         label=spec.label_source.label,
         threshold=threshold,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
-from fsml.console import emit, steps
+from fsml.console import chunk_progress, emit, steps
 
 
 @features_app.command("build")
@@ -50,18 +50,20 @@ def apply(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
 @features_app.command("materialize")
 def materialize(
     start: Annotated[
-        str | None, typer.Option(help="Start time (ISO); default: end minus the longest TTL.")
+        str | None, typer.Option(help="Start time (ISO); default: end minus each view's TTL.")
     ] = None,
     end: Annotated[str | None, typer.Option(help="End time (ISO); default: now.")] = None,
+    incremental: Annotated[
+        bool, typer.Option(help="Start each view where its last materialization ended.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Load feature values of [start, end] from the offline tables into Redis."""
+    """Load feature values of [start, end] from the offline tables into Redis, in chunks."""
     settings = load_settings()
     window = parse_time(start, "--start"), parse_time(end, "--end")
 
-    from fsml.featurestore import materialize as load_online
+    from serving.materialize import materialize as load_online
 
-    with steps("features materialize", 1) as step:
-        step("writing to Redis")
-        result = load_online(settings, *window)
-    emit(result, as_json)
+    with chunk_progress("features materialize") as progress:
+        result = load_online(settings, *window, incremental=incremental, progress=progress)
+    emit(result.summary(), as_json)

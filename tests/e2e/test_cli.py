@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.conftest import AS_OF, SMALL, TEST_SETTINGS
@@ -16,6 +17,7 @@ from tests.conftest import AS_OF, SMALL, TEST_SETTINGS
 pytestmark = pytest.mark.e2e
 
 FSML = Path(sys.executable).parent / "fsml"
+CLI_ENV: dict[str, str] = {}  # set by the fixtures: the session's Redis
 GENERATE = [
     "data",
     "generate",
@@ -40,7 +42,7 @@ def run(
         "FSML_HOME": str(home),
         **{f"FSML_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()},
     }
-    environ |= env or {}
+    environ |= CLI_ENV | (env or {})
     return subprocess.run(
         [str(FSML), *args], env=environ, capture_output=True, text=True, timeout=300
     )
@@ -65,6 +67,7 @@ def assert_one_line_error(
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Path:
+    CLI_ENV["REDIS_URL"] = redis_server.url
     return tmp_path_factory.mktemp("cli")
 
 
@@ -97,6 +100,20 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
 
     again = run_json(home, "reproduce", trained["run_id"])
     assert again["identical"] is True
+
+    loaded = run_json(home, "features", "materialize", "--end", AS_OF.isoformat())
+    assert loaded["chunks"] == 14 and loaded["end"] == AS_OF.isoformat()
+    resumed = run_json(home, "features", "materialize", "--end", AS_OF.isoformat(), "--incremental")
+    assert resumed["chunks"] == 0
+
+    source = home / "to_score.parquet"
+    tx = pd.read_parquet(home / "data" / "raw" / "transactions.parquet").tail(500)
+    tx[["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]].to_parquet(source)
+    scored = run_json(
+        home, "score", "--input", str(source), "--output", str(home / "scored.parquet")
+    )
+    assert (scored["rows_in"], scored["rows_scored"], scored["rows_rejected"]) == (500, 500, 0)
+    assert scored["model_version"] == trained["model_version"] and Path(scored["output"]).is_file()
 
     exported = run(home, "env").stdout
     assert f"export FSML_HOME={home}" in exported and "export FSML_ENV=dev" in exported

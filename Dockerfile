@@ -1,0 +1,25 @@
+# The fsml image: the CLI, the scoring service and the MLflow UI, from uv.lock.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    FSML_HOME=/data \
+    PATH="/app/.venv/bin:$PATH"
+
+RUN pip install --no-cache-dir uv==0.13.9 \
+    && apt-get update && apt-get install -y --no-install-recommends libgomp1 curl \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY fsml ./fsml
+COPY training ./training
+COPY serving ./serving
+COPY feature_repo ./feature_repo
+RUN uv sync --frozen --no-dev
+
+VOLUME /data
+EXPOSE 8000
+CMD ["fsml", "serve", "--host", "0.0.0.0", "--port", "8000"]

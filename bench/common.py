@@ -1,0 +1,104 @@
+"""A prepared world for benchmarks (default data, a champion, a loaded online store), and the
+machine's description for the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import fsml  # noqa: F401  (typeguard switch before Feast)
+from fsml.redis_server import RedisServer
+from fsml.settings import Settings
+from training.synthetic import GeneratorConfig
+
+END = date(2026, 11, 1)  # fixed, so that runs on different days measure the same data
+CONFIG = GeneratorConfig(end_date=END)
+
+
+@dataclass
+class BenchWorld:
+    settings: Settings
+    redis: RedisServer
+    config: GeneratorConfig
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(END, datetime.min.time(), tzinfo=UTC)
+
+
+def prepare(home: Path) -> BenchWorld:
+    """Data, features, registry, champion and online store; reused when already built."""
+    from fsml.featurestore import apply_repo
+    from serving.materialize import materialize
+    from training.features import build_features
+    from training.pipeline import train
+    from training.promote import promote
+    from training.synthetic import generate, save
+
+    redis = RedisServer(home / "redis", persist=True).start()
+    settings = Settings(home=home, redis_url=redis.url, env="dev")
+    settings.export()
+    marker = home / "bench-ready.json"
+    wanted = json.dumps(CONFIG.describe(), sort_keys=True)
+    if not marker.exists() or marker.read_text() != wanted:
+        save(generate(CONFIG), CONFIG, settings.raw_dir)
+        build_features(settings.raw_dir, settings.features_dir)
+        apply_repo(settings)
+        end = datetime.combine(END, datetime.min.time(), tzinfo=UTC)
+        train(settings, as_of=end)
+        promote(settings, force=True, as_of=end)
+        materialize(settings, end=end)
+        marker.write_text(wanted)
+    return BenchWorld(settings, redis, CONFIG)
+
+
+def machine() -> dict[str, object]:
+    cpu = ""
+    if Path("/proc/cpuinfo").exists():
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    memory = ""
+    if Path("/proc/meminfo").exists():
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.1f} GiB"
+    redis = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True
+    ).stdout.split()[2:3]
+    wrk = shutil.which("wrk")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "redis": redis[0].removeprefix("v=") if redis else "",
+        "wrk": bool(wrk),
+        "packages": {
+            p: version(p)
+            for p in (
+                "feast",
+                "duckdb",
+                "lightgbm",
+                "fastapi",
+                "uvicorn",
+                "mlflow",
+                "redis",
+                "pandas",
+                "pyarrow",
+            )
+        },
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,69 @@
+"""``fsml serve`` runs the scoring API; ``fsml score`` scores a file in batch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Annotated
+
+import typer
+
+from fsml.cli.app import JSON_HELP, app, load_settings
+from fsml.console import chunk_progress, emit
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the champion over HTTP: /v1/predict, /v1/predict/batch, /readyz, /metrics, ..."""
+    settings = load_settings()
+
+    from serving.app import check_deployable
+
+    check_deployable(settings)
+    settings.export()
+    if workers > 1:  # one metrics store for all workers (prometheus-client multiprocess mode)
+        directory = settings.home / "run" / f"prometheus-{port}"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    import uvicorn
+
+    uvicorn.run(
+        "serving.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def score(
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", help="Parquet file: the fields of /v1/predict; timestamp required."
+        ),
+    ],
+    output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Score a file with point-in-time features as of each row's timestamp and the champion."""
+    from pathlib import Path
+
+    settings = load_settings()
+
+    from serving.batch import score_file
+
+    with chunk_progress("score") as progress:
+        result = score_file(settings, Path(input), Path(output), progress=progress)
+    emit(result, as_json)

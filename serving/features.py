@@ -1,0 +1,240 @@
+"""Online features for a model, read straight from Feast's Redis layout.
+
+Feast keeps one Redis hash per entity key, shared by the feature views with the same join keys;
+a field is the murmur3 hash of ``view:feature`` holding a serialized ``ValueProto``, and
+``_ts:<view>`` holds the row's event time. The ``OnlineReader`` works out once, when a model is
+loaded, which hash and which fields each feature lives in, so a request costs one pipelined
+``HMGET`` per entity and no registry lookup. Freshness is checked here because Feast's
+``get_online_features`` ignores TTLs (feast issue 6821): a value older than its view's TTL is
+reported stale and treated as missing, exactly as the offline point-in-time join drops it.
+On-demand features are computed by the feature view's own Python function, the one Feast runs
+when building training sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _mmh3
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fsml.model import ModelCard
+
+
+@dataclass(frozen=True)
+class ViewRead:
+    name: str
+    features: tuple[str, ...]  # short names fetched from this view
+    ttl_seconds: float  # 0: never stale
+
+    def column(self, feature: str) -> str:
+        return f"{self.name}__{feature}"
+
+
+@dataclass(frozen=True)
+class EntityRead:
+    """One Redis hash per request: the views keyed by these join keys."""
+
+    join_keys: tuple[str, ...]
+    key_types: tuple[str, ...]  # "int" or "string", per join key
+    views: tuple[ViewRead, ...]
+    fields: tuple[bytes, ...]  # per view: its features' fields, then its _ts field
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    name: str
+    udf: Any  # the on-demand feature view's function (python mode)
+    inputs: tuple[tuple[str, str], ...]  # (view, feature) it reads
+    request_fields: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass
+class FeatureVector:
+    """One row of feature values by column, and what could not be used."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # model inputs with no row in the store
+    stale: list[str] = field(default_factory=list)  # model inputs whose row is older than the TTL
+    unavailable: set[str] = field(default_factory=set)  # every fetched column missing or stale
+
+
+def _key_value(value: Any, kind: str) -> Value:
+    return Value(int64_val=int(value)) if kind == "int" else Value(string_val=str(value))
+
+
+def _decode(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    value = Value.FromString(raw)
+    kind = value.WhichOneof("val")
+    return None if kind is None or kind == "null_val" else getattr(value, kind)
+
+
+def _seconds(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    ts = Timestamp.FromString(raw)
+    return ts.seconds + ts.nanos / 1e9
+
+
+class OnlineReader:
+    """How to fetch, check and complete the features of one model from the online store."""
+
+    def __init__(
+        self,
+        project: str,
+        card: ModelCard,
+        feature_views: Sequence[Any],
+        on_demand_views: Sequence[Any],
+    ):
+        self.project = project.encode()
+        self.card = card
+        by_name = {v.name: v for v in feature_views}
+        odfvs = {v.name: v for v in on_demand_views}
+        needed: dict[str, list[str]] = {}
+        for f in card.features:
+            if not f.on_demand:
+                needed.setdefault(f.view, []).append(f.name)
+        self.on_demand = tuple(
+            self._on_demand(odfvs[name], card, needed) for name in self._odfv_names(card)
+        )
+        self.entities = self._entities(by_name, needed)
+        self.model_columns = set(card.columns)
+        # A request-time timestamp field (if the service has one) is when the request happens:
+        # freshness is judged against it, and it defaults to now.
+        times = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
+        self.time_field = times[0] if times else None
+
+    @staticmethod
+    def _odfv_names(card: ModelCard) -> list[str]:
+        return list(dict.fromkeys(f.view for f in card.features if f.on_demand))
+
+    @staticmethod
+    def _on_demand(odfv: Any, card: ModelCard, needed: dict[str, list[str]]) -> OnDemand:
+        inputs = []
+        for projection in odfv.source_feature_view_projections.values():
+            for feature in projection.features:
+                inputs.append((projection.name, feature.name))
+                names = needed.setdefault(projection.name, [])
+                if feature.name not in names:
+                    names.append(feature.name)
+        request = tuple(f.name for s in odfv.source_request_sources.values() for f in s.schema)
+        outputs = tuple(f.name for f in card.features if f.view == odfv.name)
+        return OnDemand(odfv.name, odfv.feature_transformation.udf, tuple(inputs), request, outputs)
+
+    def _entities(
+        self, views: dict[str, Any], needed: dict[str, list[str]]
+    ) -> tuple[EntityRead, ...]:
+        groups: dict[tuple[str, ...], list[ViewRead]] = {}
+        types: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for name, features in needed.items():
+            view = views[name]
+            keys = tuple(sorted(view.join_keys))
+            ttl = view.ttl.total_seconds() if view.ttl else 0.0
+            groups.setdefault(keys, []).append(ViewRead(name, tuple(features), ttl))
+            kinds = {
+                c.name: ("int" if "Int" in str(c.dtype) else "string") for c in view.entity_columns
+            }
+            types[keys] = tuple(kinds[k] for k in keys)
+        out = []
+        for keys, reads in groups.items():
+            fields: list[bytes] = []
+            for read in reads:
+                fields += [_mmh3(f"{read.name}:{f}") for f in read.features]
+                fields.append(f"_ts:{read.name}".encode())
+            out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields)))
+        return tuple(out)
+
+    def redis_key(self, entity: EntityRead, row: Mapping[str, Any]) -> bytes:
+        key = EntityKey(
+            join_keys=list(entity.join_keys),
+            entity_values=[
+                _key_value(row[k], t)
+                for k, t in zip(entity.join_keys, entity.key_types, strict=True)
+            ],
+        )
+        return serialize_entity_key(key, entity_key_serialization_version=3) + self.project
+
+    def commands(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[bytes, tuple[bytes, ...]]]:
+        """The HMGETs for ``rows``, entity by entity, row by row."""
+        return [(self.redis_key(e, row), e.fields) for row in rows for e in self.entities]
+
+    def assemble(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        replies: Sequence[Sequence[bytes | None]],
+        now: datetime,
+    ) -> list[FeatureVector]:
+        """Decode the replies of ``commands(rows)``, check freshness, add on-demand features."""
+        vectors = []
+        per_row = len(self.entities)
+        for i, row in enumerate(rows):
+            vector = FeatureVector()
+            at = _or(row.get(self.time_field) if self.time_field else None, now)
+            for entity, reply in zip(
+                self.entities, replies[i * per_row : (i + 1) * per_row], strict=True
+            ):
+                self._fill(vector, entity, reply, at)
+            vectors.append(vector)
+        self._apply_on_demand(rows, vectors, now)
+        return vectors
+
+    def _fill(
+        self, vector: FeatureVector, entity: EntityRead, reply: Sequence[bytes | None], at: datetime
+    ) -> None:
+        """A value is missing when the entity has no row for its view (or only a stale one);
+        a present row may still hold a legitimate null, such as the max of an empty window."""
+        offset = 0
+        for read in entity.views:
+            n = len(read.features)
+            raw_values, written = reply[offset : offset + n], _seconds(reply[offset + n])
+            offset += n + 1
+            age = at.timestamp() - written if written is not None else 0.0
+            stale = read.ttl_seconds > 0 and age > read.ttl_seconds
+            for feature, raw in zip(read.features, raw_values, strict=True):
+                column = read.column(feature)
+                absent = raw is None or stale
+                vector.values[column] = None if absent else _decode(raw)
+                if absent:
+                    vector.unavailable.add(column)
+                    if column in self.model_columns:
+                        (vector.stale if raw is not None else vector.missing).append(column)
+
+    def _apply_on_demand(
+        self, rows: Sequence[Mapping[str, Any]], vectors: list[FeatureVector], now: datetime
+    ) -> None:
+        for odfv in self.on_demand:
+            inputs: dict[str, list[Any]] = {}
+            for view, feature in odfv.inputs:
+                column = f"{view}__{feature}"
+                inputs[feature] = inputs[column] = [v.values.get(column) for v in vectors]
+            for name in odfv.request_fields:
+                default = now if name == self.time_field else None
+                inputs[name] = [_or(row.get(name), default) for row in rows]
+            outputs = odfv.udf(inputs)
+            sources = [f"{view}__{feature}" for view, feature in odfv.inputs]
+            for feature in odfv.outputs:
+                column = f"{odfv.name}__{feature}"
+                for vector, value in zip(vectors, outputs[feature], strict=True):
+                    vector.values[column] = value
+                    if value is None and any(s in vector.unavailable for s in sources):
+                        vector.missing.append(column)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Requests may give naive or zoned times; features are compared in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,89 @@
+"""POST /v1/predict and /v1/predict/batch: online features from Redis, champion's score.
+
+Request models are built per feature service at start-up (``serving.schemas.request_model``),
+so this module does not use postponed annotations: FastAPI reads them at definition time.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+
+from serving.deps import ScorerDep, StateDep
+from serving.features import utc
+from serving.schemas import BatchResponse, PredictResponse
+from serving.scorer import Scorer
+from serving.state import ONLINE_STORE_ERRORS, ServiceState
+
+
+async def score_rows(
+    state: ServiceState, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool
+) -> list[dict[str, Any]]:
+    """One Redis round trip for all rows, then features, scores and what was missing."""
+    reader = scorer.reader
+    if reader.time_field:
+        for row in rows:
+            row[reader.time_field] = utc(row.get(reader.time_field))
+    try:
+        async with state.redis.pipeline(transaction=False) as pipe:
+            for key, fields in reader.commands(rows):
+                pipe.hmget(key, fields)
+            replies = await pipe.execute()
+    except ONLINE_STORE_ERRORS as exc:
+        state.online_store_failed(exc)
+        raise HTTPException(
+            503, detail=f"online store unavailable ({type(exc).__name__}); retry later"
+        ) from None
+    vectors = reader.assemble(rows, replies, datetime.now(UTC))
+    scores = scorer.predict(vectors)
+    model = {"name": scorer.name, "version": scorer.version}
+    metrics = state.metrics
+    out = []
+    for row, vector, score in zip(rows, vectors, scores, strict=True):
+        decision = "flag" if score >= scorer.threshold else "pass"
+        metrics.predictions.labels(decision).inc()
+        for column in vector.missing:
+            metrics.missing.labels(column).inc()
+        for column in vector.stale:
+            metrics.stale.labels(column).inc()
+        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
+        if include_values:
+            report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
+        out.append(
+            {
+                "transaction_id": row.get("transaction_id"),
+                "score": float(score),
+                "decision": decision,
+                "threshold": scorer.threshold,
+                "model": model,
+                "features": report,
+            }
+        )
+    return out
+
+
+def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
+    api = APIRouter(tags=["predict"])
+
+    @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
+    async def predict(
+        body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False
+    ):  # type: ignore[valid-type]
+        """Score one transaction; says which features were missing or stale."""
+        return (await score_rows(state, scorer, [body.model_dump()], include_values))[0]  # type: ignore[attr-defined]
+
+    @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)
+    async def predict_batch(
+        body: batch, state: StateDep, scorer: ScorerDep, include_values: bool = False
+    ):  # type: ignore[valid-type]
+        """Score up to FSML_BATCH_MAX_ROWS transactions with one Redis round trip."""
+        rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
+        predictions = await score_rows(state, scorer, rows, include_values)
+        return {
+            "model": predictions[0]["model"],
+            "threshold": scorer.threshold,
+            "predictions": predictions,
+        }
+
+    return api

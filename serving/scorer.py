@@ -1,0 +1,84 @@
+"""The model being served: a champion's booster with the reader of its online features.
+
+A ``Scorer`` is immutable once built. Serving holds one reference and replaces it whole on
+reload, so a request that started with the old model finishes with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from fsml.errors import FsmlError
+from fsml.featurestore import open_store
+from fsml.model import ModelBundle
+from fsml.settings import Settings
+from serving.features import FeatureVector, OnlineReader
+from training import registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    bundle: ModelBundle
+    reader: OnlineReader
+    name: str
+    alias: str
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def threshold(self) -> float:
+        return self.bundle.card.threshold
+
+    def predict(self, vectors: list[FeatureVector]) -> np.ndarray:
+        """Scores with one thread: on 2 cores LightGBM's default threading adds a 10 ms tail."""
+        encode = self.bundle.encoder.row
+        matrix = np.array([encode(v.values) for v in vectors], dtype=np.float64)
+        return self.bundle.booster.predict(matrix, num_threads=1)
+
+    def describe(self) -> dict[str, object]:
+        card = self.bundle.card
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "feature_service": card.feature_service,
+            "training_window": card.training_window,
+            "metrics": card.metrics,
+            "threshold": card.threshold,
+            "features": card.columns,
+            "loaded_at": self.loaded_at.isoformat(),
+        }
+
+
+def champion_version(settings: Settings) -> str | None:
+    """The registry's current champion version, without loading it."""
+    client = registry.client(settings, create=False)
+    found = registry.version_by_alias(
+        client, settings.model_name(settings.feature_service), registry.CHAMPION
+    )
+    return str(found.version) if found else None
+
+
+def load_champion(settings: Settings) -> Scorer:
+    """Resolve the champion alias, download the model, plan its online reads (blocking I/O)."""
+    client = registry.client(settings, create=False)
+    name = settings.model_name(settings.feature_service)
+    version = registry.version_by_alias(client, name, registry.CHAMPION)
+    if version is None:
+        raise FsmlError(f"model {name!r} has no champion: run `fsml promote`")
+    bundle = registry.load_bundle(version)
+    store = open_store(settings)
+    reader = OnlineReader(
+        store.project, bundle.card, store.list_feature_views(), store.list_on_demand_feature_views()
+    )
+    log.info("loaded %s version %s", name, bundle.version)
+    return Scorer(bundle=bundle, reader=reader, name=name, alias=registry.CHAMPION)
