@@ -17,6 +17,7 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY fsml ./fsml
 COPY training ./training
 COPY serving ./serving
+COPY monitoring ./monitoring
 COPY feature_repo ./feature_repo
 RUN uv sync --frozen --no-dev
 

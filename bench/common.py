@@ -74,9 +74,7 @@ def machine() -> dict[str, object]:
     if Path("/proc/meminfo").exists():
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kb / 1024 / 1024:.1f} GiB"
-    redis = subprocess.run(
-        ["redis-server", "--version"], capture_output=True, text=True
-    ).stdout.split()[2:3]
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2:3]
     wrk = shutil.which("wrk")
     return {
         "cpu": cpu,

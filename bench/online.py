@@ -84,9 +84,7 @@ def run(world: BenchWorld, seconds: float = 10.0, repeats: int = 1) -> dict[str,
 
     def measure(name: str, url: str, mode: str, connections: int) -> None:
         wrk(url, mode, connections, 2, customers, merchants, refs)  # warm-up
-        runs = [
-            wrk(url, mode, connections, seconds, customers, merchants, refs) for _ in range(repeats)
-        ]
+        runs = [wrk(url, mode, connections, seconds, customers, merchants, refs) for _ in range(repeats)]
         results[name] = {
             "connections": connections,
             "rps": median(r["rps"] for r in runs),
@@ -129,8 +127,6 @@ if __name__ == "__main__":
     home = Path(os.environ.get("FSML_BENCH_HOME", ".fsml/bench")).resolve()
     world = prepare(home)
     try:
-        print(
-            json.dumps(run(world, seconds=float(os.environ.get("BENCH_SECONDS", "10"))), indent=2)
-        )
+        print(json.dumps(run(world, seconds=float(os.environ.get("BENCH_SECONDS", "10"))), indent=2))
     finally:
         world.redis.stop()

@@ -98,6 +98,9 @@ merchant_profile = FeatureView(
 )
 
 # Daily merchant activity and 30-day fraud rate, from labels known at the snapshot time only.
+# Fraud counts come in episodes, so week-to-week swings are normal: their drift threshold
+# (Wasserstein distance, in training standard deviations) is looser than the default.
+RARE_EVENT = {"fsml.drift.wasserstein": "0.3"}
 merchant_risk = FeatureView(
     name="merchant_risk",
     entities=[merchant],
@@ -107,8 +110,8 @@ merchant_risk = FeatureView(
         Field(name="merchant_txn_count_7d", dtype=Int64),
         Field(name="merchant_txn_count_30d", dtype=Int64),
         Field(name="merchant_labelled_count_30d", dtype=Int64),
-        Field(name="merchant_fraud_count_30d", dtype=Int64),
-        Field(name="merchant_fraud_rate_30d", dtype=Float64),
+        Field(name="merchant_fraud_count_30d", dtype=Int64, tags=RARE_EVENT),
+        Field(name="merchant_fraud_rate_30d", dtype=Float64, tags=RARE_EVENT),
     ],
     source=_table("merchant_risk"),
     tags={"owner": "fraud", "cadence": "daily"},

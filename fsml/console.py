@@ -64,9 +64,7 @@ def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
             started[0] = True
 
         yield start
-    err.print(
-        f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False
-    )
+    err.print(f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False)
 
 
 @contextlib.contextmanager
@@ -80,9 +78,7 @@ def chunk_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
             progress.update(task, description=f"{title}: {what}", completed=done, total=total)
 
         yield update
-    err.print(
-        f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False
-    )
+    err.print(f"[green]✓[/green] {title} done in {time.perf_counter() - began:.1f} s", highlight=False)
 
 
 def _columns() -> tuple:

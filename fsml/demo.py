@@ -1,8 +1,12 @@
-"""The platform's main job end to end, on the default synthetic data set.
+"""The platform's main job end to end, on the synthetic data set with drift.
 
-Each step calls the same function as its CLI command, is timed, and says where its result is.
-Without ``REDIS_URL`` the demo runs a private ``redis-server`` with its files under
-``FSML_HOME/redis``; the scoring service runs as a real process and is called over HTTP.
+The data has data and concept drift from ``DRIFT_DAY``. A champion is trained on what was
+known just before it and served; the days after it are replayed through the service and
+logged; the monitor flags the drift and the loss of performance; retraining produces a
+challenger that beats the champion on the same recent window; it is promoted and the running
+service switches to it. Each step calls the same function as its CLI command, is timed, and
+says where its result is. Without ``REDIS_URL`` the demo runs a private ``redis-server`` with
+its files under ``FSML_HOME/redis``; the service runs as a real process, called over HTTP.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ from fsml.console import out, steps
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
 from fsml.timing import timed
+from training.synthetic import GeneratorConfig
 
 log = logging.getLogger(__name__)
+
+DAYS, DRIFT_DAY, REPLAY_DAYS = 110, 85, 5
+CONFIG = GeneratorConfig(days=DAYS, drift_start_day=DRIFT_DAY)
 
 
 @dataclass
@@ -40,9 +48,7 @@ def online_store(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     with RedisServer(settings.home / "redis", persist=True) as server:
-        log.info(
-            "started a private redis-server on port %d (files in %s)", server.port, server.directory
-        )
+        log.info("started a private redis-server on port %d (files in %s)", server.port, server.directory)
         yield settings.model_copy(update={"redis_url": server.url})
 
 
@@ -56,33 +62,36 @@ def run_demo(settings: Settings) -> dict[str, Any]:
 
 def _run(settings: Settings) -> dict[str, Any]:
     from fsml.featurestore import apply_repo
+    from monitoring.monitor import run_monitor
+    from monitoring.replay import replay
+    from monitoring.retrain import retrain
+    from monitoring.triggers import automatic_triggers, describe
     from serving.batch import score_file
     from serving.materialize import materialize
     from serving.process import ServerProcess
     from training.features import build_features
     from training.pipeline import train
     from training.promote import promote
-    from training.synthetic import GeneratorConfig, generate, save
+    from training.synthetic import generate, save
 
-    config = GeneratorConfig()
+    drift_at = CONFIG.start + pd.Timedelta(days=DRIFT_DAY)
     batch_dir = settings.data_dir / "batch"
     server = ServerProcess(settings)
+    loop = settings.model_copy(update={"service_url": server.url})
     results: dict[str, Any] = {}
     plan = [
         Step(
             "generate data",
-            lambda: save(generate(config), config, settings.raw_dir),
+            lambda: save(generate(CONFIG), CONFIG, settings.raw_dir),
             lambda m: (
-                f"{settings.raw_dir} ({m['rows']['transactions']:,} transactions, "
-                f"fraud rate {m['fraud_rate']:.2%})"
+                f"{settings.raw_dir} ({m['rows']['transactions']:,} transactions, fraud rate "
+                f"{m['fraud_rate']:.2%}, drift from day {DRIFT_DAY} of {DAYS})"
             ),
         ),
         Step(
             "build features",
             lambda: build_features(settings.raw_dir, settings.features_dir),
-            lambda r: (
-                f"{settings.features_dir} ({sum(r.tables.values()):,} rows, {len(r.tables)} tables)"
-            ),
+            lambda r: f"{settings.features_dir} ({sum(r.tables.values()):,} rows, {len(r.tables)} tables)",
         ),
         Step(
             "register features",
@@ -90,38 +99,61 @@ def _run(settings: Settings) -> dict[str, Any]:
             lambda _: f"{settings.home / 'feast'} (Feast project {settings.feast_project})",
         ),
         Step(
-            "train",
-            lambda: train(settings),
+            "train champion",
+            lambda: train(settings, as_of=drift_at, reason="demo: before the drift"),
             lambda o: (
-                f"MLflow run {o.registered.run_id}, {o.registered.model_name} "
-                f"v{o.registered.version}; report {o.report}"
+                f"MLflow run {o.registered.run_id}, {o.registered.model_name} v{o.registered.version} "
+                f"as of day {DRIFT_DAY}; report {o.report}"
             ),
         ),
         Step(
             "promote",
-            lambda: promote(settings),
+            lambda: promote(settings, as_of=drift_at),
             lambda d: f"champion v{d.champion_version} ({d.reason})",
         ),
         Step(
             "materialize",
-            lambda: materialize(settings),
-            lambda r: f"{settings.redis_url} ({r.chunks} chunks of {len(r.views)} views)",
+            lambda: materialize(settings, end=drift_at),
+            lambda r: f"{settings.redis_url} ({r.chunks} chunks of {len(r.views)} views, up to day {DRIFT_DAY})",
         ),
         Step("start service", server.start, lambda s: f"{s.url} (log {s.log_path})"),
         Step(
             "predict over HTTP",
-            lambda: _predict(settings, server.url),
+            lambda: _predict(settings, server.url, drift_at),
             lambda rows: f"{len(rows)} answers from {server.url}/v1/predict (below)",
         ),
         Step(
-            "batch score a day",
-            lambda: score_file(
-                settings, _last_day(settings, batch_dir), batch_dir / "scored.parquet"
+            "replay traffic",
+            lambda: replay(settings, DRIFT_DAY, DRIFT_DAY + REPLAY_DAYS, server.url),
+            lambda r: (
+                f"days {DRIFT_DAY}-{DRIFT_DAY + REPLAY_DAYS}: {r['sent']:,} requests, {r['failed']} failed, "
+                f"{r['requests_per_second']:.0f}/s; log {settings.prediction_log_dir}"
             ),
+        ),
+        Step(
+            "batch score a day",
+            lambda: score_file(settings, _one_day(settings, batch_dir, drift_at), batch_dir / "scored.parquet"),
             lambda r: (
                 f"{r['output']} ({r['rows_scored']:,} rows scored, {r['rows_rejected']} rejected, "
                 f"model v{r['model_version']})"
             ),
+        ),
+        Step(
+            "monitor",
+            lambda: _flushed_then(settings, lambda: run_monitor(settings)),
+            lambda m: f"{m['report']} (action: {m['action']})",
+        ),
+        Step(
+            "retrain",
+            lambda: retrain(
+                loop, reason=describe(automatic_triggers(settings, results["monitor"], pd.Timestamp.now(tz="UTC")))
+            ),
+            lambda r: f"challenger v{r['challenger_version']}: {r['decision']}",
+        ),
+        Step(
+            "predict again",
+            lambda: _predict(settings, server.url, drift_at),
+            lambda rows: f"served by v{rows[0]['model']['version']}, no restart",
         ),
     ]
     timings: dict[str, float] = {}
@@ -137,13 +169,22 @@ def _run(settings: Settings) -> dict[str, Any]:
     return results
 
 
-def _predict(settings: Settings, url: str) -> list[dict[str, Any]]:
-    """New transactions as an application would send them, just after the data ends."""
+def _flushed_then(settings: Settings, run: Callable[[], Any]) -> Any:
+    """Give the service's prediction log one flush interval to reach the disk, then run."""
+    import time
+
+    time.sleep(settings.log_flush_seconds + 1)
+    return run()
+
+
+def _predict(settings: Settings, url: str, day: Any) -> list[dict[str, Any]]:
+    """New transactions as an application would send them, on ``day``."""
     import httpx
 
     tx = pd.read_parquet(settings.raw_dir / "transactions.parquet")
+    tx = tx[tx["timestamp"] < day]
     merchants = pd.read_parquet(settings.raw_dir / "merchants.parquet")
-    end = tx["timestamp"].max().ceil("D")
+    end = pd.Timestamp(day)
     regular = tx.groupby("customer_id").agg(
         n=("amount", "size"), amount=("amount", "median"), merchant=("merchant_id", "last")
     )
@@ -188,21 +229,18 @@ def _predict(settings: Settings, url: str) -> list[dict[str, Any]]:
     return answers
 
 
-def _last_day(settings: Settings, batch_dir) -> Any:  # noqa: ANN001
-    """The data's last day of transactions as a batch-scoring input file."""
+def _one_day(settings: Settings, batch_dir, day: Any) -> Any:  # noqa: ANN001
+    """The transactions of ``day`` as a batch-scoring input file."""
     tx = pd.read_parquet(settings.raw_dir / "transactions.parquet")
-    last = tx[tx["timestamp"] >= tx["timestamp"].max().floor("D")]
+    start = pd.Timestamp(day)
+    rows = tx[(tx["timestamp"] >= start) & (tx["timestamp"] < start + pd.Timedelta(days=1))]
     batch_dir.mkdir(parents=True, exist_ok=True)
-    path = batch_dir / "last_day.parquet"
-    last[["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]].to_parquet(
-        path, index=False
-    )
+    path = batch_dir / f"day_{start:%Y%m%d}.parquet"
+    rows[["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]].to_parquet(path, index=False)
     return path
 
 
-def _print_summary(
-    settings: Settings, plan: list[Step], results: dict[str, Any], timings: dict[str, float]
-) -> None:
+def _print_summary(settings: Settings, plan: list[Step], results: dict[str, Any], timings: dict[str, float]) -> None:
     table = Table(title="fsml demo")
     table.add_column("step")
     table.add_column("seconds", justify="right")
@@ -234,12 +272,26 @@ def _print_summary(
             str(len(a["features"]["stale"])),
         )
     out.print(answers)
-    metrics = results["train"].trained.bundle.card.metrics
+    metrics = results["train champion"].trained.bundle.card.metrics
     out.print(
-        f"champion test PR-AUC {metrics['test_pr_auc']:.3f} against a base fraud rate of "
+        f"champion (as of day {DRIFT_DAY}) test PR-AUC {metrics['test_pr_auc']:.3f} against a base fraud rate of "
         f"{metrics['test_positive_rate']:.2%} (ROC-AUC {metrics['test_roc_auc']:.3f}, "
         f"recall at 1% FPR {metrics['test_recall_at_1pct_fpr']:.2f})"
     )
+    monitor, retrained = results["monitor"], results["retrain"]
+    performance = monitor["performance"]
+    out.print(
+        f"monitor ({monitor['seconds']:.1f} s): drift in {len(monitor['drifted_features'])} features "
+        f"({', '.join(monitor['drifted_features'])}); champion PR-AUC on replayed traffic "
+        f"{performance.get('pr_auc', float('nan')):.3f} (floor {performance.get('floor', float('nan')):.3f})"
+    )
+    scores = retrained["scores"]
+    if scores:
+        out.print(
+            f"on the same post-drift window: champion PR-AUC {scores['champion']['pr_auc']:.3f}, "
+            f"challenger {scores['challenger']['pr_auc']:.3f}; promoted: {retrained['promoted']}; "
+            f"steps skipped: {retrained['steps_skipped'] or 'none'}"
+        )
     out.print(
         f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} "
         f"--default-artifact-root {settings.artifact_root}"

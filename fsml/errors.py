@@ -21,6 +21,4 @@ class ValidationFailed(FsmlError):
 
     def __init__(self, what: str, failures: list[str]) -> None:
         self.failures = failures
-        super().__init__(
-            f"{what} rejected, {len(failures)} failing check(s): " + "; ".join(failures)
-        )
+        super().__init__(f"{what} rejected, {len(failures)} failing check(s): " + "; ".join(failures))

@@ -31,6 +31,7 @@ class Feature:
     name: str
     dtype: str  # "float", "int" or "string"
     on_demand: bool = False
+    drift_thresholds: tuple[tuple[str, float], ...] = ()  # from field tags fsml.drift.<statistic>
 
     @property
     def column(self) -> str:
@@ -101,9 +102,7 @@ def apply_repo(settings: Settings) -> str:
     if not repo.projects:
         repo.projects.append(Project(name=store.project))
     registry_diff, _, _ = store.plan(repo)
-    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(
-        store.project, store.registry, repo
-    )
+    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, repo)
     store.apply(to_apply, objects_to_delete=to_delete, partial=False)
     return registry_diff.to_string()
 
@@ -117,10 +116,7 @@ def parse_repo(repo_path: Path):
     from feast.repo_operations import get_repo_files
     from feast.repo_operations import parse_repo as feast_parse_repo
 
-    names = {
-        p.relative_to(repo_path).with_suffix("").as_posix().replace("/", ".")
-        for p in get_repo_files(repo_path)
-    }
+    names = {p.relative_to(repo_path).with_suffix("").as_posix().replace("/", ".") for p in get_repo_files(repo_path)}
     for name in names:
         sys.modules.pop(name, None)
     previous = os.getcwd()
@@ -179,7 +175,12 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
         view_name = projection.name_to_use()
         on_demand = projection.name in odfvs
         for field in projection.features:
-            features.append(Feature(view_name, field.name, _dtype(field.dtype), on_demand))
+            limits = tuple(
+                (k.removeprefix("fsml.drift."), float(v))
+                for k, v in sorted((field.tags or {}).items())
+                if k.startswith("fsml.drift.")
+            )
+            features.append(Feature(view_name, field.name, _dtype(field.dtype), on_demand, limits))
         if on_demand:
             odfv = odfvs[projection.name]
             for source in odfv.source_request_sources.values():
@@ -212,15 +213,11 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
 def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:
     source_name = service.tags.get("fsml.label_source")
     if not source_name:
-        raise FsmlError(
-            f"feature service {service.name!r} has no 'fsml.label_source' tag naming its labels"
-        )
+        raise FsmlError(f"feature service {service.name!r} has no 'fsml.label_source' tag naming its labels")
     try:
         source = store.get_data_source(source_name)
     except Exception:
-        raise FsmlError(
-            f"label source {source_name!r} of {service.name!r} is not registered"
-        ) from None
+        raise FsmlError(f"label source {source_name!r} of {service.name!r} is not registered") from None
     tags = source.tags
     missing = [t for t in ("fsml.label", "fsml.label_available_at", "fsml.id") if t not in tags]
     if missing or not hasattr(source, "path"):

@@ -25,6 +25,15 @@ def tree_fingerprint(root: Path, patterns: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: Path, digest: hashlib._Hash | None = None) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (optionally into a running digest)."""
+    running = digest or hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            running.update(block)
+    return running.hexdigest()
+
+
 def code_fingerprint() -> str:
     return tree_fingerprint(PROJECT_ROOT, CODE_PATTERNS)
 

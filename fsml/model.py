@@ -87,9 +87,7 @@ class FeatureEncoder:
         for i, column in enumerate(self.columns):
             codes = self._codes.get(column)
             if codes is None:
-                out[:, i] = pd.to_numeric(df[column], errors="coerce").to_numpy(
-                    dtype=np.float64, na_value=np.nan
-                )
+                out[:, i] = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             else:
                 out[:, i] = df[column].map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
         return out

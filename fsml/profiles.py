@@ -1,8 +1,13 @@
 """Distribution profiles of features and scores: the reference the drift monitor compares with.
 
-A numeric profile keeps 101 quantiles (enough for KS and Wasserstein distances against new data
-without storing the data), decile bins with their shares (for PSI), the null rate and the range.
-A categorical profile keeps the share of each frequent value. Both fit in a few KB of JSON.
+A numeric profile keeps decile bins with their shares (for PSI), the reference CDF at the
+percentiles (for a KS distance), 101 quantiles, the null rate and the range. A categorical
+profile keeps the share of each frequent value. Both fit in a few KB of JSON.
+
+Bin edges are placed in the widest gap between training values near each decile, never on a
+value. Features such as a merchant's 30-day count put thousands of rows on a few close values
+(one cluster per busy merchant); an edge inside such a cluster would let a 1% change in the
+count move the whole mass across it and read as drift.
 """
 
 from __future__ import annotations
@@ -28,16 +33,42 @@ def numeric_profile(values: np.ndarray) -> dict[str, Any]:
     }
     if len(present) == 0:
         return profile | {"quantiles": [], "bin_edges": [], "bin_fractions": []}
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+    ordered = np.sort(present)
+    edges = gap_edges(ordered, np.linspace(0, 1, PSI_BINS + 1)[1:-1], spread=0.5 / PSI_BINS)
+    points = gap_edges(ordered, QUANTILES[1:-1], spread=0.0)
     return profile | {
-        "min": float(present.min()),
-        "max": float(present.max()),
+        "min": float(ordered[0]),
+        "max": float(ordered[-1]),
         "mean": float(present.mean()),
         "std": float(present.std()),
-        "quantiles": np.quantile(present, QUANTILES).tolist(),
+        "quantiles": np.quantile(ordered, QUANTILES).tolist(),
         "bin_edges": edges.tolist(),
         "bin_fractions": bin_fractions(present, edges).tolist(),
+        "cdf_points": points.tolist(),
+        "cdf_levels": (np.searchsorted(ordered, points, side="right") / len(ordered)).tolist(),
     }
+
+
+def gap_edges(ordered: np.ndarray, probabilities: np.ndarray, spread: float) -> np.ndarray:
+    """One edge per probability: the midpoint of the widest relative gap between consecutive
+    distinct values whose ranks lie within ``spread`` of it (the next value up if 0)."""
+    values = np.unique(ordered)
+    if len(values) < 2:
+        return np.array([])
+    # rank (as a share of rows) of each distinct value's last occurrence
+    ranks = np.searchsorted(ordered, values, side="right") / len(ordered)
+    gaps = np.diff(values) / (np.abs(values[:-1]) + np.abs(values[1:]) + 1e-12)
+    edges = []
+    for p in probabilities:
+        lo = np.searchsorted(ranks[:-1], p - spread, side="left")
+        hi = max(np.searchsorted(ranks[:-1], p + spread, side="right"), lo + 1)
+        lo, hi = min(lo, len(gaps) - 1), min(hi, len(gaps))
+        window = gaps[lo:hi]
+        # among the gaps nearly as wide as the widest, the one whose rank is closest to p
+        wide = np.flatnonzero(window >= 0.9 * window.max())
+        best = lo + int(wide[np.argmin(np.abs(ranks[lo + wide] - p))])
+        edges.append((values[best] + values[best + 1]) / 2)
+    return np.unique(edges)
 
 
 def bin_fractions(present: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -66,8 +97,6 @@ def profile_frame(df: pd.DataFrame, kinds: dict[str, str]) -> dict[str, dict[str
     return {
         column: categorical_profile(df[column])
         if kind == "categorical"
-        else numeric_profile(
-            pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-        )
+        else numeric_profile(pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64, na_value=np.nan))
         for column, kind in kinds.items()
     }

@@ -43,11 +43,7 @@ class RedisServer:
         if binary is None:
             raise FsmlError(INSTALL_HINT)
         self.directory.mkdir(parents=True, exist_ok=True)
-        save = (
-            ["--save", "60 1000", "--appendonly", "yes"]
-            if self.persist
-            else ["--save", "", "--appendonly", "no"]
-        )
+        save = ["--save", "60 1000", "--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
         args = [
             binary,
             "--port",
@@ -71,9 +67,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 log = (
-                    (self.directory / "redis.log").read_text()[-500:]
-                    if (self.directory / "redis.log").exists()
-                    else ""
+                    (self.directory / "redis.log").read_text()[-500:] if (self.directory / "redis.log").exists() else ""
                 )
                 raise FsmlError(f"redis-server exited at start on port {self.port}: {log.strip()}")
             try:

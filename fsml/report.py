@@ -55,9 +55,7 @@ class Report:
         if not rows:
             return self.paragraph("(no rows)")
         head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-        body = "".join(
-            "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>" for row in rows
-        )
+        body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>" for row in rows)
         self._parts.append(f"<table><tr>{head}</tr>{body}</table>")
         return self
 

@@ -22,9 +22,7 @@ DEFAULT_FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 class Settings(BaseSettings):
     """Platform configuration; every field is ``FSML_<NAME>`` in the environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FSML_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="FSML_", env_file=".env", extra="ignore", validate_default=True)
 
     home: Path = Field(Path(".fsml"), description="State directory: data, registry, MLflow, logs.")
     env: Environment = Field("dev", description="Keeps Feast projects, experiments and keys apart.")
@@ -41,9 +39,15 @@ class Settings(BaseSettings):
 
     # Training: windows are counted back from the newest matured label before the as-of time.
     seed: int = 42
-    train_days: int = Field(45, gt=0)
-    valid_days: int = Field(7, gt=0)
-    test_days: int = Field(7, gt=0)
+    feature_warmup_days: float = Field(
+        45.0,
+        ge=0,
+        description="Rows this close to the first data have incomplete feature windows "
+        "(30 days of merchant history, and the labels inside it still maturing).",
+    )
+    train_days: int = Field(40, gt=0)
+    valid_days: int = Field(10, gt=0)
+    test_days: int = Field(10, gt=0)
     num_threads: int = Field(2, gt=0, description="LightGBM training threads (fixed: determinism).")
     num_boost_round: int = Field(600, gt=0)
     early_stopping_rounds: int = Field(40, gt=0)
@@ -58,6 +62,29 @@ class Settings(BaseSettings):
     redis_timeout_ms: int = Field(500, gt=0, description="Online store read timeout.")
     reload_poll_seconds: float = Field(10.0, ge=0, description="Champion alias check; 0: never.")
     score_chunk_rows: int = Field(100_000, gt=0, description="Rows per batch-scoring chunk.")
+    log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
+    log_flush_seconds: float = Field(5.0, gt=0, description="Prediction log write interval.")
+    log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+
+    # Monitoring: thresholds are effect sizes; drift_overrides sets them per feature column,
+    # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
+    monitor_window_days: float = Field(7.0, gt=0, description="Days of traffic the monitor reads.")
+    monitor_min_rows: int = Field(1_000, ge=1, description="Fewer rows give no drift verdict: too noisy.")
+    drift_psi: float = Field(0.2, gt=0)
+    drift_wasserstein: float = Field(0.1, gt=0, description="In reference standard deviations.")
+    drift_js: float = Field(0.1, gt=0, le=1)
+    drift_null_rate: float = Field(0.05, gt=0, le=1)
+    drift_out_of_range: float = Field(0.05, gt=0, le=1)
+    drift_score_wasserstein: float = Field(0.1, gt=0, description="Score drift, in reference std.")
+    drift_min_features: int = Field(1, ge=1, description="Drifted features that mean drift.")
+    drift_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    performance_tolerance: float = Field(
+        0.25, ge=0, lt=1, description="Allowed relative PR-AUC drop below the test figure."
+    )
+    min_labelled_positives: int = Field(20, ge=1, description="Positives needed to judge.")
+    retrain_cooldown_hours: float = Field(6.0, ge=0, description="No automatic retraining sooner.")
+    retrain_every_days: float = Field(7.0, ge=0, description="Scheduled retraining; 0: never.")
+    service_url: str | None = Field(None, description="Service told to reload after a promotion.")
 
     # Promotion: both models are scored on the same most recent labelled window.
     promotion_window_days: int = Field(7, gt=0)
@@ -97,6 +124,14 @@ class Settings(BaseSettings):
     @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        return self.home / "logs" / "predictions" / self.env
+
+    @property
+    def monitoring_dir(self) -> Path:
+        return self.home / "monitoring" / self.env
 
     @property
     def reports_dir(self) -> Path:

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings, spec.inputs, redis_client(settings), metrics)
+        state.open_prediction_log({f.column: f.dtype for f in spec.features})
         app.state.service = state
         try:
             await state.reload()
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             watcher.cancel()
+            if state.predictions is not None:
+                await asyncio.to_thread(state.predictions.close)
             await state.redis.aclose()
 
     app = FastAPI(
@@ -69,13 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field. The offending input is echoed back JSON-safe: FastAPI's own
     handler fails (and answers 500) when the input was a non-finite number such as 1e999."""
-    errors = [
-        {**e, "input": _json_safe(e.get("input")), "ctx": _json_safe(e.get("ctx"))}
-        for e in exc.errors()
-    ]
-    return JSONResponse(
-        {"detail": [{k: v for k, v in e.items() if v is not None} for e in errors]}, 422
-    )
+    errors = [{**e, "input": _json_safe(e.get("input")), "ctx": _json_safe(e.get("ctx"))} for e in exc.errors()]
+    return JSONResponse({"detail": [{k: v for k, v in e.items() if v is not None} for e in errors]}, 422)
 
 
 def _json_safe(value: Any) -> Any:

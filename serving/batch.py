@@ -34,9 +34,7 @@ ROW = "__row"
 INT64_MAX = 2**63 - 1
 
 
-def score_file(
-    settings: Settings, source: Path, target: Path, progress: Progress | None = None
-) -> dict[str, Any]:
+def score_file(settings: Settings, source: Path, target: Path, progress: Progress | None = None) -> dict[str, Any]:
     note = progress or (lambda *_: None)
     frame = _read(source)
     client = registry.client(settings, create=False)
@@ -53,9 +51,7 @@ def score_file(
     scored = []
     for index in range(chunks):
         note(f"chunk {index + 1} of {chunks}", index, chunks)
-        part = good.iloc[
-            index * settings.score_chunk_rows : (index + 1) * settings.score_chunk_rows
-        ]
+        part = good.iloc[index * settings.score_chunk_rows : (index + 1) * settings.score_chunk_rows]
         if len(part):
             scored.append(_score_chunk(store, spec, bundle, part, time_field, settings.num_threads))
     note("writing", chunks, chunks)
@@ -96,9 +92,7 @@ def _time_field(spec: ServiceSpec) -> str:
     return times[0] if times else "timestamp"
 
 
-def split_valid(
-    frame: pd.DataFrame, inputs: tuple[Input, ...], time_field: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_valid(frame: pd.DataFrame, inputs: tuple[Input, ...], time_field: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows that can be scored, rows that cannot, with a ``reason`` column)."""
     missing = [i.name for i in inputs if i.name not in frame.columns and i.name != time_field]
     if time_field not in frame.columns:
@@ -155,25 +149,17 @@ def _score_chunk(
     out = part.sort_values(ROW, kind="mergesort").reset_index(drop=True)
     out["score"] = scores
     out["decision"] = np.where(scores >= bundle.card.threshold, "flag", "pass")
-    out["missing_features"] = [
-        [c for c, a in zip(columns, row, strict=True) if a] for row in absent
-    ]
+    out["missing_features"] = [[c for c, a in zip(columns, row, strict=True) if a] for row in absent]
     out["model_version"] = bundle.version
     return out.drop(columns=[ROW])
 
 
 def _empty(frame: pd.DataFrame) -> pd.DataFrame:
-    return (
-        frame.drop(columns=[ROW])
-        .iloc[0:0]
-        .assign(score=[], decision=[], missing_features=[], model_version=[])
-    )
+    return frame.drop(columns=[ROW]).iloc[0:0].assign(score=[], decision=[], missing_features=[], model_version=[])
 
 
 def _write(frame: pd.DataFrame, target: Path, meta: dict[str, str]) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}}
-    )
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)

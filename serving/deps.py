@@ -27,9 +27,7 @@ async def get_scorer(request: Request) -> Scorer:
     return state.scorer
 
 
-async def require_admin(
-    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
-) -> None:
+async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
     key = request.app.state.service.settings.api_key
     if key is None:
         raise HTTPException(401, detail="admin routes are disabled: set FSML_API_KEY")

@@ -103,9 +103,7 @@ class OnlineReader:
         for f in card.features:
             if not f.on_demand:
                 needed.setdefault(f.view, []).append(f.name)
-        self.on_demand = tuple(
-            self._on_demand(odfvs[name], card, needed) for name in self._odfv_names(card)
-        )
+        self.on_demand = tuple(self._on_demand(odfvs[name], card, needed) for name in self._odfv_names(card))
         self.entities = self._entities(by_name, needed)
         self.model_columns = set(card.columns)
         # A request-time timestamp field (if the service has one) is when the request happens:
@@ -130,9 +128,7 @@ class OnlineReader:
         outputs = tuple(f.name for f in card.features if f.view == odfv.name)
         return OnDemand(odfv.name, odfv.feature_transformation.udf, tuple(inputs), request, outputs)
 
-    def _entities(
-        self, views: dict[str, Any], needed: dict[str, list[str]]
-    ) -> tuple[EntityRead, ...]:
+    def _entities(self, views: dict[str, Any], needed: dict[str, list[str]]) -> tuple[EntityRead, ...]:
         groups: dict[tuple[str, ...], list[ViewRead]] = {}
         types: dict[tuple[str, ...], tuple[str, ...]] = {}
         for name, features in needed.items():
@@ -140,9 +136,7 @@ class OnlineReader:
             keys = tuple(sorted(view.join_keys))
             ttl = view.ttl.total_seconds() if view.ttl else 0.0
             groups.setdefault(keys, []).append(ViewRead(name, tuple(features), ttl))
-            kinds = {
-                c.name: ("int" if "Int" in str(c.dtype) else "string") for c in view.entity_columns
-            }
+            kinds = {c.name: ("int" if "Int" in str(c.dtype) else "string") for c in view.entity_columns}
             types[keys] = tuple(kinds[k] for k in keys)
         out = []
         for keys, reads in groups.items():
@@ -156,10 +150,7 @@ class OnlineReader:
     def redis_key(self, entity: EntityRead, row: Mapping[str, Any]) -> bytes:
         key = EntityKey(
             join_keys=list(entity.join_keys),
-            entity_values=[
-                _key_value(row[k], t)
-                for k, t in zip(entity.join_keys, entity.key_types, strict=True)
-            ],
+            entity_values=[_key_value(row[k], t) for k, t in zip(entity.join_keys, entity.key_types, strict=True)],
         )
         return serialize_entity_key(key, entity_key_serialization_version=3) + self.project
 
@@ -179,17 +170,13 @@ class OnlineReader:
         for i, row in enumerate(rows):
             vector = FeatureVector()
             at = _or(row.get(self.time_field) if self.time_field else None, now)
-            for entity, reply in zip(
-                self.entities, replies[i * per_row : (i + 1) * per_row], strict=True
-            ):
+            for entity, reply in zip(self.entities, replies[i * per_row : (i + 1) * per_row], strict=True):
                 self._fill(vector, entity, reply, at)
             vectors.append(vector)
         self._apply_on_demand(rows, vectors, now)
         return vectors
 
-    def _fill(
-        self, vector: FeatureVector, entity: EntityRead, reply: Sequence[bytes | None], at: datetime
-    ) -> None:
+    def _fill(self, vector: FeatureVector, entity: EntityRead, reply: Sequence[bytes | None], at: datetime) -> None:
         """A value is missing when the entity has no row for its view (or only a stale one);
         a present row may still hold a legitimate null, such as the max of an empty window."""
         offset = 0
@@ -208,9 +195,7 @@ class OnlineReader:
                     if column in self.model_columns:
                         (vector.stale if raw is not None else vector.missing).append(column)
 
-    def _apply_on_demand(
-        self, rows: Sequence[Mapping[str, Any]], vectors: list[FeatureVector], now: datetime
-    ) -> None:
+    def _apply_on_demand(self, rows: Sequence[Mapping[str, Any]], vectors: list[FeatureVector], now: datetime) -> None:
         for odfv in self.on_demand:
             inputs: dict[str, list[Any]] = {}
             for view, feature in odfv.inputs:

@@ -37,9 +37,7 @@ class MaterializeResult:
         return {"start": self.start, "end": self.end, "chunks": self.chunks, "views": self.views}
 
 
-def chunk_bounds(
-    start: datetime, end: datetime, step: timedelta
-) -> list[tuple[datetime, datetime]]:
+def chunk_bounds(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
     """[start, end] cut into consecutive intervals of at most ``step``."""
     bounds, lo = [], start
     while lo < end:
@@ -64,9 +62,7 @@ def materialize(
     plan = [
         (view, lo, hi)
         for view in views
-        for lo, hi in chunk_bounds(
-            starts[view.name], end, timedelta(hours=settings.materialize_chunk_hours)
-        )
+        for lo, hi in chunk_bounds(starts[view.name], end, timedelta(hours=settings.materialize_chunk_hours))
     ]
     if not plan and not incremental:
         raise FsmlError(f"empty time window: nothing to materialize up to {end.isoformat()}")
@@ -99,9 +95,7 @@ def _start(view, start: datetime | None, end: datetime, incremental: bool) -> da
     if incremental and view.most_recent_end_time is not None:
         return max(view.most_recent_end_time.astimezone(UTC), end - ttl) if start is None else start
     if start is not None and start >= end:
-        raise FsmlError(
-            f"empty time window: start {start.isoformat()} is not before end {end.isoformat()}"
-        )
+        raise FsmlError(f"empty time window: start {start.isoformat()} is not before end {end.isoformat()}")
     return start or end - ttl
 
 

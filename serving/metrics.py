@@ -50,9 +50,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "fsml_requests", "HTTP requests", ["route", "method", "status"], registry=r
-        )
+        self.requests = Counter("fsml_requests", "HTTP requests", ["route", "method", "status"], registry=r)
         self.latency = Histogram(
             "fsml_request_latency_seconds",
             "Request latency",
@@ -61,16 +59,11 @@ class Metrics:
             registry=r,
         )
         self.predictions = Counter("fsml_predictions", "Rows scored", ["decision"], registry=r)
-        self.missing = Counter(
-            "fsml_missing_features", "Model features missing at scoring", ["feature"], registry=r
-        )
-        self.stale = Counter(
-            "fsml_stale_features", "Model features older than their TTL", ["feature"], registry=r
-        )
-        self.online_errors = Counter(
-            "fsml_online_store_errors", "Failed online store reads", registry=r
-        )
+        self.missing = Counter("fsml_missing_features", "Model features missing at scoring", ["feature"], registry=r)
+        self.stale = Counter("fsml_stale_features", "Model features older than their TTL", ["feature"], registry=r)
+        self.online_errors = Counter("fsml_online_store_errors", "Failed online store reads", registry=r)
         self.reloads = Counter("fsml_model_reloads", "Model swaps", ["outcome"], registry=r)
+        self.log_dropped = Counter("fsml_prediction_log_dropped", "Log rows dropped: the disk fell behind", registry=r)
         self.model_version = Gauge(
             "fsml_model_version",
             "Version of the served model",
@@ -99,9 +92,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(
-        self, scope: MutableMapping[str, Any], receive: Callable, send: Callable
-    ) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

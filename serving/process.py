@@ -63,9 +63,7 @@ class ServerProcess:
             str(self.workers),
         ]
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+            self._process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.wait("/readyz" if ready else "/healthz", timeout)
         return self
 

@@ -70,13 +70,9 @@ def _field(spec: Input) -> tuple[Any, Any]:
     return float, Field(..., ge=low, allow_inf_nan=False)
 
 
-def request_model(
-    inputs: tuple[Input, ...], max_rows: int
-) -> tuple[type[BaseModel], type[BaseModel]]:
+def request_model(inputs: tuple[Input, ...], max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
     """(single request, batch request) models for the given inputs."""
-    fields: dict[str, Any] = {
-        "transaction_id": (int | str | None, Field(None, description="Echoed back; logged."))
-    }
+    fields: dict[str, Any] = {"transaction_id": (int | str | None, Field(None, description="Echoed back; logged."))}
     fields |= {i.name: _field(i) for i in inputs}
     config = ConfigDict(extra="forbid")
     single = create_model("PredictRequest", __config__=config, **fields)

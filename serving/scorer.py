@@ -62,9 +62,7 @@ class Scorer:
 def champion_version(settings: Settings) -> str | None:
     """The registry's current champion version, without loading it."""
     client = registry.client(settings, create=False)
-    found = registry.version_by_alias(
-        client, settings.model_name(settings.feature_service), registry.CHAMPION
-    )
+    found = registry.version_by_alias(client, settings.model_name(settings.feature_service), registry.CHAMPION)
     return str(found.version) if found else None
 
 
@@ -77,8 +75,6 @@ def load_champion(settings: Settings) -> Scorer:
         raise FsmlError(f"model {name!r} has no champion: run `fsml promote`")
     bundle = registry.load_bundle(version)
     store = open_store(settings)
-    reader = OnlineReader(
-        store.project, bundle.card, store.list_feature_views(), store.list_on_demand_feature_views()
-    )
+    reader = OnlineReader(store.project, bundle.card, store.list_feature_views(), store.list_on_demand_feature_views())
     log.info("loaded %s version %s", name, bundle.version)
     return Scorer(bundle=bundle, reader=reader, name=name, alias=registry.CHAMPION)

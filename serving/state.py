@@ -17,6 +17,7 @@ from fsml.errors import FsmlError
 from fsml.featurestore import Input
 from fsml.settings import Settings
 from serving.metrics import Metrics
+from serving.predlog import PredictionLog
 from serving.scorer import Scorer, champion_version, load_champion
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,21 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     scorer: Scorer | None = None
     load_error: str | None = None
+    predictions: PredictionLog | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _last_error_log: float = 0.0
+
+    def open_prediction_log(self, columns: dict[str, str]) -> None:
+        if not self.settings.log_predictions:
+            return
+        self.predictions = PredictionLog(
+            self.settings.prediction_log_dir,
+            columns=columns,
+            inputs={i.name: i.dtype for i in self.inputs},
+            max_rows=self.settings.log_buffer_rows,
+            flush_seconds=self.settings.log_flush_seconds,
+            on_drop=self.metrics.log_dropped.inc,
+        ).start()
 
     async def reload(self, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
         """Load the registry's champion and swap it in; in-flight requests keep the old one."""

@@ -36,15 +36,13 @@ TEST_SETTINGS: dict[str, Any] = {
     "num_boost_round": 150,
     "early_stopping_rounds": 20,
     "min_data_in_leaf": 20,
+    "feature_warmup_days": 30,
+    "log_flush_seconds": 0.5,
 }
 
 
-def make_settings(
-    home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **overrides: Any
-) -> Settings:
-    return Settings(
-        home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides}
-    )
+def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **overrides: Any) -> Settings:
+    return Settings(home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +61,7 @@ class World:
         return self.settings.home
 
 
-def build_world(
-    home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any
-) -> World:
+def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any) -> World:
     from fsml.featurestore import apply_repo
     from training.features import build_features
     from training.synthetic import generate, save
@@ -126,9 +122,7 @@ def server(champion: Champion):
     """``fsml serve`` as a real process on the champion."""
     from serving.process import ServerProcess
 
-    with ServerProcess(
-        champion.settings, extra_env={"FSML_BATCH_MAX_ROWS": str(BATCH_MAX)}
-    ) as process:
+    with ServerProcess(champion.settings, extra_env={"FSML_BATCH_MAX_ROWS": str(BATCH_MAX)}) as process:
         yield process
 
 

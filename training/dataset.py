@@ -38,9 +38,7 @@ class Windows:
     bounds: dict[str, tuple[datetime, datetime]]
 
     @classmethod
-    def ending_at(
-        cls, as_of: datetime, train_days: int, valid_days: int, test_days: int
-    ) -> Windows:
+    def ending_at(cls, as_of: datetime, train_days: int, valid_days: int, test_days: int) -> Windows:
         test_start = as_of - timedelta(days=test_days)
         valid_start = test_start - timedelta(days=valid_days)
         train_start = valid_start - timedelta(days=train_days)
@@ -83,9 +81,7 @@ def entity_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: dateti
     try:
         return con.execute(query, [str(src.path), start, end, as_of]).df()
     except duckdb.Error as exc:
-        raise FsmlError(
-            f"cannot read label source {src.path}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 
 
 def check_offline_tables(spec: ServiceSpec) -> None:
@@ -93,15 +89,11 @@ def check_offline_tables(spec: ServiceSpec) -> None:
     con = duckdb.connect()
     for view, path in spec.offline_paths.items():
         if not path.is_file():
-            raise FsmlError(
-                f"feature view {view}: missing offline table {path} (run `fsml features build`)"
-            )
+            raise FsmlError(f"feature view {view}: missing offline table {path} (run `fsml features build`)")
         try:
             con.execute("SELECT count(*) FROM parquet_metadata(?)", [str(path)]).fetchone()
         except duckdb.Error as exc:
-            raise FsmlError(
-                f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}"
-            ) from None
+            raise FsmlError(f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
 
 def with_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame) -> pd.DataFrame:
@@ -109,9 +101,7 @@ def with_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
     check_offline_tables(spec)
     service = store.get_feature_service(spec.name)
     try:
-        job = store.get_historical_features(
-            entity_df=entities, features=service, full_feature_names=True
-        )
+        job = store.get_historical_features(entity_df=entities, features=service, full_feature_names=True)
         df = job.to_df()
     except Exception as exc:  # the offline store's many error types, reported in one line
         raise FsmlError(
@@ -121,9 +111,7 @@ def with_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
     return df
 
 
-def labelled_features(
-    store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
-) -> pd.DataFrame:
+def labelled_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame) -> pd.DataFrame:
     """Features of labelled rows, in a stable order: time, then the label source's id."""
     df = with_features(store, spec, entities)
     order = ["event_timestamp", spec.label_source.id]
@@ -132,10 +120,7 @@ def labelled_features(
 
 def split(df: pd.DataFrame, windows: Windows) -> dict[str, pd.DataFrame]:
     ts = df["event_timestamp"]
-    return {
-        name: df[(ts >= lo) & (ts < hi)].reset_index(drop=True)
-        for name, (lo, hi) in windows.bounds.items()
-    }
+    return {name: df[(ts >= lo) & (ts < hi)].reset_index(drop=True) for name, (lo, hi) in windows.bounds.items()}
 
 
 def check_training_set(parts: dict[str, pd.DataFrame], spec: ServiceSpec) -> dict[str, float]:
@@ -183,9 +168,27 @@ class TrainingSet:
     null_rates: dict[str, float]
 
 
-def build_training_set(store: FeatureStore, spec: ServiceSpec, windows: Windows) -> TrainingSet:
-    """Entity rows of the windows with their point-in-time features, split, checked, hashed."""
-    entities = entity_rows(spec, windows.start, windows.as_of, windows.as_of)
+def first_timestamp(spec: ServiceSpec) -> datetime | None:
+    src = spec.label_source
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con.execute(f'SELECT min("{src.timestamp}") FROM read_parquet(?)', [str(src.path)]).fetchone()[0]
+
+
+def build_training_set(
+    store: FeatureStore, spec: ServiceSpec, windows: Windows, warmup_days: float = 0.0
+) -> TrainingSet:
+    """Entity rows of the windows with their point-in-time features, split, checked, hashed.
+
+    Rows within ``warmup_days`` of the first data are left out: their window features (30 days
+    of merchant history, say) are still filling up, so they would teach the model, and give the
+    monitor as a reference, a distribution that live traffic never has.
+    """
+    start = windows.start
+    first = first_timestamp(spec) if warmup_days > 0 else None
+    if first is not None:
+        start = max(start, first + timedelta(days=warmup_days))
+    entities = entity_rows(spec, start, windows.as_of, windows.as_of)
     if entities.empty:
         raise FsmlError(
             f"empty time window: no labelled {spec.label_source.name} rows between "

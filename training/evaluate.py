@@ -56,9 +56,7 @@ def calibration(y: np.ndarray, score: np.ndarray) -> dict[str, list[float]]:
 
     Bins are log-spaced: with rare positives, equal-count bins put every fraud in the top bin.
     """
-    index = np.clip(
-        np.searchsorted(CALIBRATION_EDGES, score, side="right") - 1, 0, len(CALIBRATION_EDGES) - 2
-    )
+    index = np.clip(np.searchsorted(CALIBRATION_EDGES, score, side="right") - 1, 0, len(CALIBRATION_EDGES) - 2)
     groups = [np.flatnonzero(index == b) for b in range(len(CALIBRATION_EDGES) - 1)]
     groups = [g for g in groups if len(g)]
     return {

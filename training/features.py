@@ -8,6 +8,7 @@ previous tables exactly as they were.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import duckdb
 
 from fsml.atomic import staged_dir
 from fsml.errors import FsmlError, ValidationFailed
+from fsml.fingerprint import file_digest
 from training.synthetic import RAW_TABLES, load_meta
 from training.validation import FLOAT, INT, TEXT, TIME, Column, TableSpec, validate
 
@@ -138,9 +140,7 @@ FEATURE_SPECS = {
             Column("merchant_fraud_rate_30d", FLOAT, max_null_rate=0.99, min=0, max=1),
         ),
         key=("merchant_id", "event_timestamp"),
-        rules=(
-            ("fraud_within_labelled", "merchant_fraud_count_30d <= merchant_labelled_count_30d"),
-        ),
+        rules=(("fraud_within_labelled", "merchant_fraud_count_30d <= merchant_labelled_count_30d"),),
     ),
 }
 
@@ -167,9 +167,7 @@ def build_features(
     note("validating raw batch")
     _register_raw(con, raw_dir)
     window = {"start": start, "end": end}
-    failures = [
-        f for name, spec in RAW_SPECS.items() for f in validate(con, name, _bind(spec, window))
-    ]
+    failures = [f for name, spec in RAW_SPECS.items() for f in validate(con, name, _bind(spec, window))]
     if failures:
         raise ValidationFailed(f"raw batch {raw_dir}", failures)
     params = {
@@ -182,9 +180,7 @@ def build_features(
     for name, spec in FEATURE_SPECS.items():
         note(f"computing {name}")
         sql = _sql(name)
-        con.execute(
-            f"CREATE TABLE {name} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql}
-        )
+        con.execute(f"CREATE TABLE {name} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql})
         failures += validate(con, name, spec)
     if failures:
         raise ValidationFailed("feature batch", failures)
@@ -192,11 +188,10 @@ def build_features(
     note("publishing feature tables")
     with staged_dir(features_dir) as stage:
         for name in FEATURE_SPECS:
-            con.execute(
-                f"COPY {name} TO '{stage / name}.parquet' (FORMAT PARQUET, COMPRESSION ZSTD)"
-            )
+            con.execute(f"COPY {name} TO '{stage / name}.parquet' (FORMAT PARQUET, COMPRESSION ZSTD)")
             rows[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
         manifest = {
+            "inputs": input_fingerprint(raw_dir),
             "rows": rows,
             "start": meta["start"],
             "end": meta["end"],
@@ -204,6 +199,25 @@ def build_features(
         }
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return BuildResult(tables=rows, directory=features_dir, start=start, end=end)
+
+
+def input_fingerprint(raw_dir: Path) -> str:
+    """What the tables are computed from: the raw files' bytes and the pipeline's own code."""
+    digest = hashlib.sha256()
+    for path in sorted(raw_dir.glob("*.parquet")):
+        digest.update(path.name.encode())
+        file_digest(path, digest)
+    for path in sorted(Path(__file__).parent.joinpath("sql").glob("*.sql")) + [Path(__file__)]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def published_inputs(features_dir: Path) -> str | None:
+    """The input fingerprint recorded with the published tables, if any."""
+    try:
+        return json.loads((features_dir / "manifest.json").read_text()).get("inputs")
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _read_meta(raw_dir: Path) -> dict:

@@ -59,13 +59,11 @@ def windows_for(settings: Settings, as_of: datetime) -> Windows:
     return Windows.ending_at(as_of, settings.train_days, settings.valid_days, settings.test_days)
 
 
-def prepare(
-    settings: Settings, feature_service: str, as_of: datetime
-) -> tuple[ServiceSpec, Windows, TrainingSet]:
+def prepare(settings: Settings, feature_service: str, as_of: datetime) -> tuple[ServiceSpec, Windows, TrainingSet]:
     store = open_store(settings)
     spec = describe_service(store, feature_service)
     windows = windows_for(settings, as_of)
-    return spec, windows, build_training_set(store, spec, windows)
+    return spec, windows, build_training_set(store, spec, windows, settings.feature_warmup_days)
 
 
 def train(
@@ -98,17 +96,13 @@ def train(
             tags=_tags(settings, spec, windows, training_set, reason),
             artifacts=artifacts,
         )
-        report = (
-            settings.reports_dir / f"training-{registered.model_name}-v{registered.version}.html"
-        )
+        report = settings.reports_dir / f"training-{registered.model_name}-v{registered.version}.html"
         atomic.write_text(report, (artifacts["report"] / "training_report.html").read_text())
     log.info("registered %s version %s", registered.model_name, registered.version)
     return TrainOutcome(registered, trained, training_set, report, timings)
 
 
-def _write_artifacts(
-    tmp: Path, trained: TrainedModel, training_set: TrainingSet
-) -> dict[str, Path]:
+def _write_artifacts(tmp: Path, trained: TrainedModel, training_set: TrainingSet) -> dict[str, Path]:
     """Files logged with the run, one folder per artifact path."""
     card = trained.bundle.card
     folders = {name: tmp / name for name in ("report", "evaluation", "data")}
@@ -116,25 +110,16 @@ def _write_artifacts(
         folder.mkdir()
     title = f"{card.model_name}: training evaluation"
     (folders["report"] / "training_report.html").write_text(training_report(trained, title))
-    trained.test_predictions.to_parquet(
-        folders["evaluation"] / "test_predictions.parquet", index=False
-    )
-    (folders["evaluation"] / "calibration.json").write_text(
-        json.dumps(trained.calibration, indent=2)
-    )
+    trained.test_predictions.to_parquet(folders["evaluation"] / "test_predictions.parquet", index=False)
+    (folders["evaluation"] / "calibration.json").write_text(json.dumps(trained.calibration, indent=2))
     (folders["evaluation"] / "importance.json").write_text(json.dumps(trained.importance, indent=2))
     (folders["data"] / "null_rates.json").write_text(json.dumps(training_set.null_rates, indent=2))
-    counts = {
-        k: {"rows": len(v), "positives": int(v["label"].sum())}
-        for k, v in training_set.parts.items()
-    }
+    counts = {k: {"rows": len(v), "positives": int(v["label"].sum())} for k, v in training_set.parts.items()}
     (folders["data"] / "splits.json").write_text(json.dumps(counts, indent=2))
     return {name: folder for name, folder in folders.items()}
 
 
-def _params(
-    settings: Settings, config: TrainConfig, spec: ServiceSpec, windows: Windows
-) -> dict[str, Any]:
+def _params(settings: Settings, config: TrainConfig, spec: ServiceSpec, windows: Windows) -> dict[str, Any]:
     return {
         **config.as_params(),
         "feature_service": spec.name,
@@ -143,6 +128,7 @@ def _params(
         "train_days": settings.train_days,
         "valid_days": settings.valid_days,
         "test_days": settings.test_days,
+        "feature_warmup_days": settings.feature_warmup_days,
     }
 
 

@@ -93,6 +93,9 @@ def promote(
     name = settings.model_name(feature_service or settings.feature_service)
     challenger_mv = _challenger(client, name, version)
     champion_mv = registry.version_by_alias(client, name, registry.CHAMPION)
+    if champion_mv is not None and champion_mv.version == challenger_mv.version:
+        current = str(champion_mv.version)
+        return Decision(False, f"version {current} is already the champion", current, current, current)
     challenger = registry.load_bundle(challenger_mv)
     champion = registry.load_bundle(champion_mv) if champion_mv else None
     end = as_of or datetime.now(UTC).replace(microsecond=0)
@@ -113,9 +116,7 @@ def promote(
         promoted=promoted,
         reason=reason,
         challenger_version=challenger.version,
-        champion_version=challenger.version
-        if promoted
-        else (champion.version if champion else None),
+        champion_version=challenger.version if promoted else (champion.version if champion else None),
         previous_champion=champion.version if champion else None,
         scores={k: asdict(v) if v else None for k, v in scores.items()},
         window=window,
@@ -145,9 +146,7 @@ def _evaluation_window(
     specs = {s: describe_service(store, s) for s in services}
     entities = entity_rows(specs[services[0]], start, end, end)
     if entities.empty:
-        raise FsmlError(
-            f"empty time window: no labelled rows between {start.isoformat()} and {end.isoformat()}"
-        )
+        raise FsmlError(f"empty time window: no labelled rows between {start.isoformat()} and {end.isoformat()}")
     frames = {s: labelled_features(store, spec, entities) for s, spec in specs.items()}
     window = {
         "start": start.isoformat(),

@@ -120,9 +120,7 @@ def _ensure_registered_model(mlflow_client: MlflowClient, name: str) -> None:
         )
 
 
-def _undo(
-    mlflow_client: MlflowClient, run_id: str, name: str, version: ModelVersion | None
-) -> None:
+def _undo(mlflow_client: MlflowClient, run_id: str, name: str, version: ModelVersion | None) -> None:
     try:
         if version is not None:
             mlflow_client.delete_model_version(name, version.version)
@@ -172,9 +170,7 @@ def load_bundle(version: ModelVersion) -> ModelBundle:
     local = Path(mlflow.artifacts.download_artifacts(version.source))
     card_path = local / "extra_files" / CARD_FILE
     if not card_path.is_file():
-        raise FsmlError(
-            f"model {version.name} v{version.version} has no {CARD_FILE}: not an fsml model"
-        )
+        raise FsmlError(f"model {version.name} v{version.version} has no {CARD_FILE}: not an fsml model")
     return ModelBundle(
         booster_text=(local / MLFLOW_BOOSTER_FILE).read_text(),
         card=ModelCard.model_validate_json(card_path.read_text()),

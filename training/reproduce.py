@@ -45,13 +45,11 @@ def reproduce(settings: Settings, run_id: str) -> dict[str, Any]:
     recorded_model = _recorded_booster_sha(client, run_id)
     store = open_store(settings)
     spec = describe_service(store, params["feature_service"])
-    training_set = build_training_set(store, spec, windows)
+    training_set = build_training_set(store, spec, windows, float(params.get("feature_warmup_days", 0)))
     model_name = settings.model_name(spec.name)
     trained = fit(training_set.parts, spec, windows, config, model_name, training_set.fingerprint)
 
-    prediction_diff = _prediction_difference(
-        recorded_predictions, trained.test_predictions, spec.label_source.id
-    )
+    prediction_diff = _prediction_difference(recorded_predictions, trained.test_predictions, spec.label_source.id)
     rebuilt_model = hashlib.sha256(trained.bundle.booster_text.encode()).hexdigest()
     checks = {
         "data_fingerprint": _check(tags.get("fsml.data_fingerprint"), training_set.fingerprint),
@@ -104,9 +102,7 @@ def _prediction_difference(recorded: pd.DataFrame, rebuilt: pd.DataFrame, id_col
         recorded[id_column].to_numpy(), rebuilt[id_column].to_numpy()
     ):
         return float("inf")
-    return float(
-        np.max(np.abs(recorded["score"].to_numpy() - rebuilt["score"].to_numpy()), initial=0.0)
-    )
+    return float(np.max(np.abs(recorded["score"].to_numpy() - rebuilt["score"].to_numpy()), initial=0.0))
 
 
 def _recorded_booster_sha(client, run_id: str) -> str | None:

@@ -68,8 +68,7 @@ class GeneratorConfig:
             "customers": self.customers >= 1,
             "merchants": self.merchants >= 10,
             "days": self.days >= 1,
-            "drift_start_day": self.drift_start_day is None
-            or 0 <= self.drift_start_day < self.days,
+            "drift_start_day": self.drift_start_day is None or 0 <= self.drift_start_day < self.days,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -166,9 +165,7 @@ def _legit_transactions(
     total = len(cust)
     day = rng.integers(0, config.days, total)
     hour = np.mod(
-        rng.normal(
-            customers["peak_hour"].to_numpy()[cust], customers["hour_spread"].to_numpy()[cust]
-        ),
+        rng.normal(customers["peak_hour"].to_numpy()[cust], customers["hour_spread"].to_numpy()[cust]),
         24.0,
     )
     seconds = day * DAY + np.floor(hour * 3_600).astype(np.int64)
@@ -240,11 +237,7 @@ def _compromised_episodes(
     usual_pick = rng.choice(len(merchants), size=len(episode), p=merchants["popularity"].to_numpy())
     merchant = np.where(stealthy[episode], usual_pick, risky_pick)
 
-    usual = np.exp(
-        rng.normal(
-            customers["amount_mu"].to_numpy()[fcust], customers["amount_sigma"].to_numpy()[fcust]
-        )
-    )
+    usual = np.exp(rng.normal(customers["amount_mu"].to_numpy()[fcust], customers["amount_sigma"].to_numpy()[fcust]))
     unusual = np.minimum(
         np.exp(rng.normal(5.3, 0.9, len(episode))),
         0.9 * customers["credit_limit"].to_numpy()[fcust],
@@ -263,9 +256,7 @@ def _card_testing_episodes(
     """Concept drift: many tiny charges within minutes at low-risk online merchants."""
     if config.drift_start_day is None:
         return _events(*(np.zeros(0, np.int64),) * 3, np.zeros(0), pattern=2)
-    cust, start = _episode_starts(
-        rng, len(customers), config.card_testing_rate, config.drift_start_day, config.days
-    )
+    cust, start = _episode_starts(rng, len(customers), config.card_testing_rate, config.drift_start_day, config.days)
     size = 6 + rng.poisson(8, len(cust))
     episode, fcust, seconds = _burst(rng, cust, start, size, mean_gap=150)
     targets = np.flatnonzero(merchants["online"].to_numpy() & (merchants["risk"].to_numpy() == 0))
@@ -299,13 +290,11 @@ def _timestamps(start: datetime, seconds: np.ndarray) -> pd.Series:
     return pd.Series(values).dt.tz_localize("UTC")
 
 
-def _transaction_table(
-    rng: np.random.Generator, events: pd.DataFrame, config: GeneratorConfig
-) -> pd.DataFrame:
+def _transaction_table(rng: np.random.Generator, events: pd.DataFrame, config: GeneratorConfig) -> pd.DataFrame:
     events = events[(events["seconds"] >= 0) & (events["seconds"] < config.days * DAY)]
-    events = events.sort_values(
-        ["seconds", "cust", "merchant", "amount", "pattern"], kind="mergesort"
-    ).reset_index(drop=True)
+    events = events.sort_values(["seconds", "cust", "merchant", "amount", "pattern"], kind="mergesort").reset_index(
+        drop=True
+    )
     delay = np.round((rng.gamma(2.0, 3.0, len(events)) + 0.5) * DAY).astype(np.int64)
     return pd.DataFrame(
         {

@@ -49,8 +49,7 @@ def validate(con: duckdb.DuckDBPyConnection, relation: str, spec: TableSpec) -> 
         failures += _column_failures(spec.name, col, stats, rows)
     if spec.key and stats["duplicate_keys"]:
         failures.append(
-            f"{spec.name}.duplicate_keys: {stats['duplicate_keys']} rows share a key "
-            f"({', '.join(spec.key)})"
+            f"{spec.name}.duplicate_keys: {stats['duplicate_keys']} rows share a key ({', '.join(spec.key)})"
         )
     for index, (name, _) in enumerate(spec.rules):
         if stats[f"rule_{index}"]:
@@ -65,9 +64,7 @@ def _schema_failures(con: duckdb.DuckDBPyConnection, relation: str, spec: TableS
         if col.name not in actual:
             failures.append(f"{spec.name}.schema: column {col.name} is missing")
         elif actual[col.name] != col.type:
-            failures.append(
-                f"{spec.name}.schema: column {col.name} is {actual[col.name]}, expected {col.type}"
-            )
+            failures.append(f"{spec.name}.schema: column {col.name} is {actual[col.name]}, expected {col.type}")
     return failures
 
 
@@ -88,9 +85,7 @@ def _scan(con: duckdb.DuckDBPyConnection, relation: str, spec: TableSpec) -> dic
         if col.type == FLOAT:
             bounds.append(f"isnan({c}) OR isinf({c})")
         if bounds:
-            parts.append(
-                f"count(*) FILTER (WHERE {' OR '.join(bounds)}) AS {_q('range:' + col.name)}"
-            )
+            parts.append(f"count(*) FILTER (WHERE {' OR '.join(bounds)}) AS {_q('range:' + col.name)}")
     for index, (_, predicate) in enumerate(spec.rules):
         parts.append(f"count(*) FILTER (WHERE NOT ({predicate})) AS rule_{index}")
     row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchone()
@@ -109,9 +104,7 @@ def _column_failures(table: str, col: Column, stats: dict[str, int], rows: int) 
     failures = []
     nulls = stats[f"null:{col.name}"]
     if rows and nulls / rows > col.max_null_rate:
-        failures.append(
-            f"{table}.{col.name} null rate: {nulls / rows:.2%} > {col.max_null_rate:.2%}"
-        )
+        failures.append(f"{table}.{col.name} null rate: {nulls / rows:.2%} > {col.max_null_rate:.2%}")
     bad = stats.get(f"range:{col.name}", 0)
     if bad:
         lo = "-inf" if col.min is None else col.min

@@ -27,9 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Synthetic card-transaction data.", no_args_is_help=True)
-features_app = typer.Typer(
-    help="Feature tables, Feast registry and online store.", no_args_is_help=True
-)
+features_app = typer.Typer(help="Feature tables, Feast registry and online store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 

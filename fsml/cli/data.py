@@ -16,9 +16,7 @@ def generate(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2_000,
     merchants: Annotated[int, typer.Option(min=10, help="Number of merchants.")] = 300,
     days: Annotated[int, typer.Option(min=1, help="Days of transactions.")] = 90,
-    end_date: Annotated[
-        str | None, typer.Option(help="Last day (exclusive), YYYY-MM-DD; default today UTC.")
-    ] = None,
+    end_date: Annotated[str | None, typer.Option(help="Last day (exclusive), YYYY-MM-DD; default today UTC.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same arguments, same bytes.")] = 42,
     drift_start_day: Annotated[
         int | None, typer.Option(min=0, help="Day from which data and concept drift start.")

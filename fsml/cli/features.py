@@ -49,13 +49,9 @@ def apply(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
 
 @features_app.command("materialize")
 def materialize(
-    start: Annotated[
-        str | None, typer.Option(help="Start time (ISO); default: end minus each view's TTL.")
-    ] = None,
+    start: Annotated[str | None, typer.Option(help="Start time (ISO); default: end minus each view's TTL.")] = None,
     end: Annotated[str | None, typer.Option(help="End time (ISO); default: now.")] = None,
-    incremental: Annotated[
-        bool, typer.Option(help="Start each view where its last materialization ended.")
-    ] = False,
+    incremental: Annotated[bool, typer.Option(help="Start each view where its last materialization ended.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Load feature values of [start, end] from the offline tables into Redis, in chunks."""

@@ -12,12 +12,8 @@ from fsml.console import emit, steps
 
 @app.command()
 def train(
-    feature_service: Annotated[
-        str | None, typer.Option(help="Feature service; default FSML_FEATURE_SERVICE.")
-    ] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help="Labels known at this time (ISO); default now.")
-    ] = None,
+    feature_service: Annotated[str | None, typer.Option(help="Feature service; default FSML_FEATURE_SERVICE.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Labels known at this time (ISO); default now.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Build a point-in-time training set, train LightGBM, evaluate and register a challenger."""
@@ -34,16 +30,10 @@ def train(
 
 @app.command()
 def promote(
-    version: Annotated[
-        str | None, typer.Option(help="Version to consider; default the challenger.")
-    ] = None,
+    version: Annotated[str | None, typer.Option(help="Version to consider; default the challenger.")] = None,
     force: Annotated[bool, typer.Option(help="Promote whatever the comparison says.")] = False,
-    as_of: Annotated[
-        str | None, typer.Option(help="End of the evaluation window (ISO); default now.")
-    ] = None,
-    feature_service: Annotated[
-        str | None, typer.Option(help="Model of this feature service.")
-    ] = None,
+    as_of: Annotated[str | None, typer.Option(help="End of the evaluation window (ISO); default now.")] = None,
+    feature_service: Annotated[str | None, typer.Option(help="Model of this feature service.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make the challenger the champion if it is at least as good on the latest labelled window."""

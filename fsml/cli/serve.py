@@ -50,9 +50,7 @@ def serve(
 def score(
     input: Annotated[
         str,
-        typer.Option(
-            "--input", help="Parquet file: the fields of /v1/predict; timestamp required."
-        ),
+        typer.Option("--input", help="Parquet file: the fields of /v1/predict; timestamp required."),
     ],
     output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,

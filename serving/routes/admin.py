@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
 
 from fsml.errors import FsmlError
 from serving.deps import AdminDep, StateDep
+from serving.process import settings_environ
 from serving.schemas import ReloadResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -19,11 +29,50 @@ async def reload(_: AdminDep, state: StateDep) -> dict[str, object]:
     except FsmlError as exc:
         raise HTTPException(409, detail=exc.message) from None
     except Exception as exc:  # the registry may be unreachable: keep serving the current model
-        raise HTTPException(
-            503, detail=f"reload failed, still serving the previous model: {exc}"
-        ) from None
+        raise HTTPException(503, detail=f"reload failed, still serving the previous model: {exc}") from None
     return {
         "reloaded": previous != scorer.version,
         "previous_version": previous,
         "version": scorer.version,
     }
+
+
+class RetrainRequest(BaseModel):
+    reason: str = Field("requested over the API", min_length=1, max_length=500)
+
+
+@router.post("/retrain", status_code=202)
+async def retrain(
+    _: AdminDep, state: StateDep, request: Request, body: RetrainRequest | None = None
+) -> dict[str, object]:
+    """Start a retraining in its own process (at a lower CPU priority than serving).
+
+    The pipeline reloads this service when it promotes a new champion. 409 if one is running.
+    """
+    from monitoring.triggers import is_locked
+
+    settings = state.settings
+    if await asyncio.to_thread(is_locked, settings):
+        raise HTTPException(409, detail="a retraining is already running")
+    reason = (body or RetrainRequest()).reason
+    log_path = settings.home / "logs" / f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**settings_environ(settings), "FSML_SERVICE_URL": str(request.base_url).rstrip("/")}
+    command = [
+        str(Path(sys.executable).parent / "fsml"),
+        "retrain",
+        "--reason",
+        f"api: {reason}",
+        "--json",
+    ]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: os.nice(10),  # noqa: PLW1509  (only lowers the child's priority)
+        )
+    threading.Thread(target=process.wait, daemon=True).start()  # reap it when it ends
+    return {"started": True, "pid": process.pid, "reason": reason, "log": str(log_path)}

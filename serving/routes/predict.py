@@ -32,11 +32,11 @@ async def score_rows(
             replies = await pipe.execute()
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
-        raise HTTPException(
-            503, detail=f"online store unavailable ({type(exc).__name__}); retry later"
-        ) from None
-    vectors = reader.assemble(rows, replies, datetime.now(UTC))
+        raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None
+    now = datetime.now(UTC)
+    vectors = reader.assemble(rows, replies, now)
     scores = scorer.predict(vectors)
+    log = state.predictions
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     out = []
@@ -47,6 +47,18 @@ async def score_rows(
             metrics.missing.labels(column).inc()
         for column in vector.stale:
             metrics.stale.labels(column).inc()
+        if log is not None:
+            at = row.get(reader.time_field) if reader.time_field else None
+            log.append(
+                at or now,
+                row,
+                vector.values,
+                vector.missing,
+                vector.stale,
+                float(score),
+                scorer.name,
+                scorer.version,
+            )
         report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
@@ -67,16 +79,12 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
     api = APIRouter(tags=["predict"])
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
-    async def predict(
-        body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False
-    ):  # type: ignore[valid-type]
+    async def predict(body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
         """Score one transaction; says which features were missing or stale."""
         return (await score_rows(state, scorer, [body.model_dump()], include_values))[0]  # type: ignore[attr-defined]
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)
-    async def predict_batch(
-        body: batch, state: StateDep, scorer: ScorerDep, include_values: bool = False
-    ):  # type: ignore[valid-type]
+    async def predict_batch(body: batch, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
         """Score up to FSML_BATCH_MAX_ROWS transactions with one Redis round trip."""
         rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
         predictions = await score_rows(state, scorer, rows, include_values)

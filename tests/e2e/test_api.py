@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -54,20 +55,14 @@ def test_feature_values_on_request(api: httpx.Client, champion: Champion) -> Non
     data = api.post("/v1/predict?include_values=true", json=_body()).json()
     values = data["features"]["values"]
     assert list(values) == champion.outcome.trained.bundle.card.columns
-    assert (
-        values["transaction_context__txn_amount"] == 42.5
-        and values["transaction_context__hour_of_day"] == 0
-    )
+    assert values["transaction_context__txn_amount"] == 42.5 and values["transaction_context__hour_of_day"] == 0
 
 
 def test_unknown_customer_is_scored_with_missing_features(api: httpx.Client) -> None:
     data = api.post("/v1/predict", json=_body(customer_id=99_999_999)).json()
     assert 0 < data["score"] < 1
     missing = set(data["features"]["missing"])
-    assert (
-        "customer_profile__age" in missing
-        and "customer_transaction_windows__txn_count_7d" in missing
-    )
+    assert "customer_profile__age" in missing and "customer_transaction_windows__txn_count_7d" in missing
     assert "merchant_risk__merchant_fraud_rate_30d" not in missing
 
 
@@ -105,18 +100,12 @@ def test_non_finite_and_missing_values_get_422(api: httpx.Client) -> None:
     del body["merchant_id"]
     assert api.post("/v1/predict", json=body).status_code == 422
     assert (
-        api.post(
-            "/v1/predict", content=b"{not json", headers={"content-type": "application/json"}
-        ).status_code
-        == 422
+        api.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
     )
 
 
 def test_batch_matches_single_predictions_and_is_bounded(api: httpx.Client) -> None:
-    rows = [
-        _body(transaction_id=i, customer_id=i, merchant_id=i % 40 + 1, amount=10.0 * i)
-        for i in range(1, 6)
-    ]
+    rows = [_body(transaction_id=i, customer_id=i, merchant_id=i % 40 + 1, amount=10.0 * i) for i in range(1, 6)]
     batch = api.post("/v1/predict/batch", json={"rows": rows})
     assert batch.status_code == 200, batch.text
     predictions = batch.json()["predictions"]
@@ -167,9 +156,7 @@ def test_prod_without_api_key_refuses_to_start(champion: Champion, tmp_path: Pat
         timeout=60,
     )
     assert done.returncode == 1
-    assert (
-        done.stderr.strip().splitlines()[-1].startswith("error: FSML_ENV=prod needs FSML_API_KEY")
-    )
+    assert done.stderr.strip().splitlines()[-1].startswith("error: FSML_ENV=prod needs FSML_API_KEY")
 
 
 def test_reload_under_concurrent_requests_drops_nothing(api: httpx.Client, server) -> None:
@@ -205,3 +192,27 @@ def test_request_schema_follows_the_feature_service(champion: Champion) -> None:
         ("amount", "float", "request"),
         ("timestamp", "timestamp", "request"),
     ]
+
+
+def test_admin_retrain_runs_one_at_a_time(api: httpx.Client, champion: Champion) -> None:
+    from monitoring.triggers import retrain_lock
+
+    with retrain_lock(champion.settings):
+        busy = api.post("/admin/retrain", headers={"X-API-Key": API_KEY}, json={"reason": "test"})
+        assert busy.status_code == 409
+    assert api.post("/admin/retrain", json={"reason": "test"}).status_code == 401
+    started = api.post("/admin/retrain", headers={"X-API-Key": API_KEY}, json={"reason": "from the api test"})
+    assert started.status_code == 202, started.text
+    log = Path(started.json()["log"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"event": "retrain", "outcome"' not in _triggers(champion):
+        time.sleep(0.5)
+    # As of now the labels of this data set are long gone: the retraining fails, cleanly.
+    assert "api: from the api test" in _triggers(champion)
+    assert "retraining failed, nothing was promoted" in log.read_text()
+    assert api.get("/v1/model").json()["version"] == champion.outcome.registered.version
+
+
+def _triggers(champion: Champion) -> str:
+    path = champion.settings.monitoring_dir / "triggers.jsonl"
+    return path.read_text() if path.exists() else ""

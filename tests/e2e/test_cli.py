@@ -34,18 +34,14 @@ GENERATE = [
 ]
 
 
-def run(
-    home: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FSML_")}
     environ |= {
         "FSML_HOME": str(home),
         **{f"FSML_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()},
     }
     environ |= CLI_ENV | (env or {})
-    return subprocess.run(
-        [str(FSML), *args], env=environ, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([str(FSML), *args], env=environ, capture_output=True, text=True, timeout=300)
 
 
 def run_json(home: Path, *args: str) -> dict[str, Any]:
@@ -54,9 +50,7 @@ def run_json(home: Path, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def assert_one_line_error(
-    done: subprocess.CompletedProcess[str], fragment: str, code: int | None = None
-) -> None:
+def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str, code: int | None = None) -> None:
     assert done.returncode != 0 and (code is None or done.returncode == code)
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
@@ -93,9 +87,7 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
 
     promoted = run_json(home, "promote", "--as-of", AS_OF.isoformat())
     assert promoted["promoted"] is True
-    assert (
-        promoted["champion_version"] == promoted["challenger_version"] == trained["model_version"]
-    )
+    assert promoted["champion_version"] == promoted["challenger_version"] == trained["model_version"]
     assert promoted["reason"]
 
     again = run_json(home, "reproduce", trained["run_id"])
@@ -109,9 +101,7 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
     source = home / "to_score.parquet"
     tx = pd.read_parquet(home / "data" / "raw" / "transactions.parquet").tail(500)
     tx[["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]].to_parquet(source)
-    scored = run_json(
-        home, "score", "--input", str(source), "--output", str(home / "scored.parquet")
-    )
+    scored = run_json(home, "score", "--input", str(source), "--output", str(home / "scored.parquet"))
     assert (scored["rows_in"], scored["rows_scored"], scored["rows_rejected"]) == (500, 500, 0)
     assert scored["model_version"] == trained["model_version"] and Path(scored["output"]).is_file()
 
@@ -130,9 +120,7 @@ def test_bad_arguments_are_one_line(home: Path) -> None:
 
 
 def test_unknown_feature_service_and_empty_window(home: Path) -> None:
-    assert_one_line_error(
-        run(home, "train", "--feature-service", "nope"), "unknown feature service 'nope'"
-    )
+    assert_one_line_error(run(home, "train", "--feature-service", "nope"), "unknown feature service 'nope'")
     assert_one_line_error(run(home, "train", "--as-of", "2020-01-01"), "empty time window")
 
 

@@ -20,9 +20,7 @@ BODY = {"customer_id": 3, "merchant_id": 5, "amount": 42.5, "timestamp": AS_OF.i
 
 def test_service_survives_a_redis_restart(champion: Champion, tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis", persist=True).start()
-    settings = champion.settings.model_copy(
-        update={"redis_url": redis.url, "reload_poll_seconds": 0.0}
-    )
+    settings = champion.settings.model_copy(update={"redis_url": redis.url, "reload_poll_seconds": 0.0})
     materialize(settings, end=AS_OF)
     statuses: list[int] = []
     try:

@@ -41,11 +41,7 @@ def _requests(champion: Champion, at: pd.Timestamp, seed: int) -> pd.DataFrame:
 
 
 def test_batch_scoring_sets_bad_rows_aside(champion: Champion, tmp_path: Path) -> None:
-    rows = (
-        _requests(champion, pd.Timestamp(AS_OF), seed=1)
-        .head(20)
-        .astype({"amount": object, "customer_id": object})
-    )
+    rows = _requests(champion, pd.Timestamp(AS_OF), seed=1).head(20).astype({"amount": object, "customer_id": object})
     rows.loc[0, "amount"] = -3.0
     rows.loc[1, "amount"] = float("inf")
     rows.loc[2, "customer_id"] = None
@@ -95,9 +91,7 @@ def _offline_features(champion: Champion, rows: pd.DataFrame) -> pd.DataFrame:
 
     store = open_store(champion.settings)
     spec = describe_service(store, champion.settings.feature_service)
-    return with_features(store, spec, rows.assign(event_timestamp=rows["timestamp"])).set_index(
-        "transaction_id"
-    )
+    return with_features(store, spec, rows.assign(event_timestamp=rows["timestamp"])).set_index("transaction_id")
 
 
 def _assert_same(online: dict[int, dict], offline: pd.DataFrame, columns: list[str]) -> None:
@@ -115,16 +109,11 @@ def _assert_same(online: dict[int, dict], offline: pd.DataFrame, columns: list[s
 def test_online_and_batch_agree_over_http(champion: Champion, server, tmp_path: Path) -> None:
     """Same transactions at the same moment: features and scores online equal those in batch."""
     rows = _requests(champion, pd.Timestamp(AS_OF), seed=2)
-    body = [
-        {**r, "timestamp": AS_OF.isoformat()}
-        for r in rows.drop(columns="timestamp").to_dict("records")
-    ]
+    body = [{**r, "timestamp": AS_OF.isoformat()} for r in rows.drop(columns="timestamp").to_dict("records")]
     online = {}
     with httpx.Client(base_url=server.url, timeout=30) as api:
         for start in range(0, ROWS, 40):
-            reply = api.post(
-                "/v1/predict/batch?include_values=true", json={"rows": body[start : start + 40]}
-            )
+            reply = api.post("/v1/predict/batch?include_values=true", json={"rows": body[start : start + 40]})
             assert reply.status_code == 200, reply.text
             online |= {p["transaction_id"]: p for p in reply.json()["predictions"]}
     batch = _batch(champion, rows, tmp_path)
@@ -145,9 +134,7 @@ def test_online_path_agrees_with_offline_mid_history(champion: Champion, tmp_pat
         materialize(settings, end=moment)
         scorer = load_champion(settings)
         rows = _requests(champion, pd.Timestamp(moment), seed=3)
-        requests = [
-            {**r, "timestamp": moment} for r in rows.drop(columns="timestamp").to_dict("records")
-        ]
+        requests = [{**r, "timestamp": moment} for r in rows.drop(columns="timestamp").to_dict("records")]
         client = redis.Redis.from_url(server.url)
         pipe = client.pipeline(transaction=False)
         for key, fields in scorer.reader.commands(requests):
@@ -156,8 +143,6 @@ def test_online_path_agrees_with_offline_mid_history(champion: Champion, tmp_pat
         online = {r["transaction_id"]: v.values for r, v in zip(requests, vectors, strict=True)}
         _assert_same(online, _offline_features(champion, rows), scorer.bundle.card.columns)
         batch = _batch(champion, rows, tmp_path)
-        np.testing.assert_allclose(
-            scorer.predict(vectors), batch.loc[rows["transaction_id"], "score"], rtol=1e-6
-        )
+        np.testing.assert_allclose(scorer.predict(vectors), batch.loc[rows["transaction_id"], "score"], rtol=1e-6)
     finally:
         server.stop()

@@ -28,9 +28,7 @@ def test_service_spec_lists_inputs_and_labels(world: World) -> None:
 
 
 def test_unknown_feature_service_names_the_known_ones(world: World) -> None:
-    with pytest.raises(
-        FsmlError, match=r"unknown feature service 'nope' \(known: fraud_model_v1\)"
-    ):
+    with pytest.raises(FsmlError, match=r"unknown feature service 'nope' \(known: fraud_model_v1\)"):
         describe_service(open_store(world.settings), "nope")
 
 

@@ -49,9 +49,7 @@ def _recompute_customer(raw: pd.DataFrame, customer: int, t: pd.Timestamp) -> di
     return out
 
 
-def test_customer_windows_use_only_earlier_transactions(
-    training_frame: pd.DataFrame, raw: pd.DataFrame
-) -> None:
+def test_customer_windows_use_only_earlier_transactions(training_frame: pd.DataFrame, raw: pd.DataFrame) -> None:
     sample = training_frame.sample(300, random_state=1)
     prefix = "customer_transaction_windows__"
     columns = [c for c in training_frame.columns if c.startswith(prefix)]
@@ -91,9 +89,7 @@ def test_merchant_fraud_rate_uses_only_labels_known_at_the_snapshot(
         assert row["merchant_risk__merchant_txn_count_30d"] == len(m)
         assert row["merchant_risk__merchant_labelled_count_30d"] == len(known)
         expected = known["is_fraud"].mean() if len(known) else np.nan
-        np.testing.assert_allclose(
-            row["merchant_risk__merchant_fraud_rate_30d"], expected, rtol=1e-12
-        )
+        np.testing.assert_allclose(row["merchant_risk__merchant_fraud_rate_30d"], expected, rtol=1e-12)
         assert (known["label_available_at"] <= t).all()
 
 

@@ -26,9 +26,7 @@ def _dump(url: str) -> dict[bytes, dict[bytes, bytes]]:
 @pytest.fixture
 def private(world: World, tmp_path: Path):
     server = RedisServer(tmp_path / "redis", persist=True).start()
-    settings = world.settings.model_copy(
-        update={"redis_url": server.url, "materialize_chunk_hours": 12}
-    )
+    settings = world.settings.model_copy(update={"redis_url": server.url, "materialize_chunk_hours": 12})
     yield server, settings
     server.stop()
 
@@ -65,19 +63,13 @@ def test_rerun_gives_the_same_state_and_stock_feast_reads_it(private) -> None:
 def settings_entities(settings: Settings) -> int:
     import pandas as pd
 
-    return sum(
-        len(pd.read_parquet(settings.raw_dir / f"{t}.parquet")) for t in ("customers", "merchants")
-    )
+    return sum(len(pd.read_parquet(settings.raw_dir / f"{t}.parquet")) for t in ("customers", "merchants"))
 
 
-def test_failure_half_way_is_reported_and_a_rerun_completes(
-    own_world: World, tmp_path: Path
-) -> None:
+def test_failure_half_way_is_reported_and_a_rerun_completes(own_world: World, tmp_path: Path) -> None:
     # A registry of its own: Feast records finished chunks per project, whichever Redis it was.
     server = RedisServer(tmp_path / "redis", persist=True).start()
-    settings = own_world.settings.model_copy(
-        update={"redis_url": server.url, "materialize_chunk_hours": 12}
-    )
+    settings = own_world.settings.model_copy(update={"redis_url": server.url, "materialize_chunk_hours": 12})
     apply_repo(settings)
 
     def kill_redis_after_five(what: str, done: int, total: int) -> None:

@@ -47,14 +47,10 @@ def test_promotion_gate_both_ways(prod: Settings) -> None:
 
     client = registry.client(prod)
     name = prod.model_name(prod.feature_service)
-    assert (
-        str(client.get_model_version_by_alias(name, "champion").version) == same.registered.version
-    )
+    assert str(client.get_model_version_by_alias(name, "champion").version) == same.registered.version
     kept = client.get_model_version(name, weak.registered.version)
     assert kept.tags["fsml.promotion.decision"] == "kept"
-    runs = client.search_runs(
-        [registry.experiment_id(prod, client)], "tags.`fsml.kind` = 'promotion'"
-    )
+    runs = client.search_runs([registry.experiment_id(prod, client)], "tags.`fsml.kind` = 'promotion'")
     assert len(runs) == 3 and all("challenger_pr_auc" in r.data.metrics for r in runs)
 
     forced = promote(prod, version=weak.registered.version, force=True, as_of=AS_OF)

@@ -24,7 +24,7 @@ def test_same_inputs_give_the_same_model_bytes(world: World, trained: TrainOutco
     store = open_store(world.settings)
     spec = describe_service(store, world.settings.feature_service)
     windows = windows_for(world.settings, AS_OF)
-    again = build_training_set(store, spec, windows)
+    again = build_training_set(store, spec, windows, world.settings.feature_warmup_days)
     assert again.fingerprint == trained.training_set.fingerprint
     config = TrainConfig.from_settings(world.settings)
     refit = fit(again.parts, spec, windows, config, "m", again.fingerprint)
@@ -61,9 +61,7 @@ def test_run_records_everything_needed_to_reproduce(world: World, trained: Train
         "test_positive_rate",
     } <= set(metrics)
     artifacts = {
-        a.path
-        for folder in ("report", "evaluation", "data")
-        for a in client.list_artifacts(run.info.run_id, folder)
+        a.path for folder in ("report", "evaluation", "data") for a in client.list_artifacts(run.info.run_id, folder)
     }
     assert {
         "report/training_report.html",
@@ -104,10 +102,7 @@ def test_night_burst_at_a_risky_merchant_raises_the_score(trained: TrainOutcome)
         **{
             "customer_transaction_windows__txn_count_1h": 6,
             "customer_transaction_windows__amount_sum_1h": 1_500.0,
-            "customer_transaction_windows__txn_count_24h": rows[
-                "customer_transaction_windows__txn_count_24h"
-            ]
-            + 6,
+            "customer_transaction_windows__txn_count_24h": rows["customer_transaction_windows__txn_count_24h"] + 6,
             "transaction_context__hour_of_day": 3,
             "transaction_context__is_night": 1,
             "merchant_risk__merchant_fraud_rate_30d": 0.2,

@@ -21,9 +21,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
 def _commands() -> list[list[str]]:
-    found = [
-        s["command"] for s in COMPOSE["services"].values() if isinstance(s.get("command"), list)
-    ]
+    found = [s["command"] for s in COMPOSE["services"].values() if isinstance(s.get("command"), list)]
     dockerfile = (ROOT / "Dockerfile").read_text()
     found += [eval(m) for m in re.findall(r"^CMD (\[.*\])$", dockerfile, re.M)]  # noqa: S307
     found += [
@@ -36,28 +34,23 @@ def _commands() -> list[list[str]]:
 
 def test_services_and_their_wiring() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"redis", "api", "mlflow"}
+    assert set(services) == {"redis", "api", "monitor", "mlflow"}
+    assert services["monitor"]["environment"]["FSML_SERVICE_URL"] == "http://api:8000"
+    assert services["monitor"]["depends_on"]["api"]["condition"] == "service_healthy"
     redis = services["redis"]
-    assert (
-        "redis-cli" in " ".join(redis["healthcheck"]["test"]) and "--appendonly" in redis["command"]
-    )
+    assert "redis-cli" in " ".join(redis["healthcheck"]["test"]) and "--appendonly" in redis["command"]
     assert any(v.endswith(":/data") for v in redis["volumes"])
     api = services["api"]
     assert api["build"] == "." and api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert api["environment"]["REDIS_URL"].startswith("redis://redis:")
-    assert (
-        "fsml-home:/data" in api["volumes"] and "fsml-home:/data" in services["mlflow"]["volumes"]
-    )
+    for name in ("api", "monitor", "mlflow"):
+        assert "fsml-home:/data" in services[name]["volumes"]
     mlflow = " ".join(services["mlflow"]["command"])
-    assert (
-        "sqlite:////data/mlflow/mlflow.db" in mlflow
-    )  # the store fsml writes under FSML_HOME=/data
+    assert "sqlite:////data/mlflow/mlflow.db" in mlflow  # the store fsml writes under FSML_HOME=/data
     assert set(COMPOSE["volumes"]) == {"redis-data", "fsml-home"}
 
 
-@pytest.mark.parametrize(
-    "command", [c for c in _commands() if c[0] == "fsml"], ids=lambda c: " ".join(c[:2])
-)
+@pytest.mark.parametrize("command", [c for c in _commands() if c[0] == "fsml"], ids=lambda c: " ".join(c[:2]))
 def test_every_fsml_command_exists_with_its_options(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command[1:], "--help"], prog_name="fsml")
     assert result.exit_code == 0, result.output
@@ -67,9 +60,7 @@ def test_mlflow_ui_command_exists() -> None:
     command = next(c for c in _commands() if c[0] == "mlflow")
     mlflow = Path(sys.executable).parent / "mlflow"
     options = [c for c in command[1:] if c.startswith("--")]
-    done = subprocess.run(
-        [str(mlflow), command[1], "--help"], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([str(mlflow), command[1], "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     for option in options:
         assert option in done.stdout

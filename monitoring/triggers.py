@@ -1,0 +1,159 @@
+"""Why and when to retrain: triggers, one retraining at a time, and a cooldown.
+
+Triggers: drift or poor performance (from the monitor), a schedule (the champion is older than
+``FSML_RETRAIN_EVERY_DAYS``), new code (the training code or feature repo fingerprint differs
+from the champion's record) and manual requests. Every evaluation is appended, with its reason
+and what was done about it, to ``triggers.jsonl``. An exclusive file lock allows one retraining
+at a time across processes; automatic triggers wait for the cooldown after the last retraining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fsml import atomic
+from fsml.errors import FsmlError
+from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint
+from fsml.settings import Settings
+from training import registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # "drift", "performance", "schedule", "code" or "manual"
+    reason: str
+
+
+class RetrainBusy(FsmlError):
+    exit_code = 3
+
+
+@dataclass
+class State:
+    """What the loop remembers between runs (``state.json``)."""
+
+    last_retrain_at: str | None = None  # any attempt: the cooldown counts from here
+    last_reason: str | None = None
+    last_outcome: str | None = None
+    last_success_at: str | None = None  # a finished retraining: the schedule counts from here
+
+    @classmethod
+    def load(cls, settings: Settings) -> State:
+        path = settings.monitoring_dir / "state.json"
+        if not path.exists():
+            return cls()
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            log.warning("ignoring an unreadable %s", path)
+            return cls()
+
+    def save(self, settings: Settings) -> None:
+        atomic.write_text(settings.monitoring_dir / "state.json", json.dumps(asdict(self), indent=2))
+
+    def cooldown_until(self, settings: Settings) -> datetime | None:
+        if self.last_retrain_at is None:
+            return None
+        return datetime.fromisoformat(self.last_retrain_at) + timedelta(hours=settings.retrain_cooldown_hours)
+
+
+def record(settings: Settings, event: dict[str, Any]) -> None:
+    settings.monitoring_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"at": datetime.now(UTC).isoformat(), **event}, default=str)
+    with open(settings.monitoring_dir / "triggers.jsonl", "a") as out:
+        out.write(line + "\n")
+
+
+@contextlib.contextmanager
+def retrain_lock(settings: Settings) -> Iterator[None]:
+    """Exclusive across processes; released by the kernel even if the holder crashes."""
+    settings.monitoring_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.monitoring_dir / "retrain.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RetrainBusy(f"a retraining is already running ({holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_locked(settings: Settings) -> bool:
+    try:
+        with retrain_lock(settings):
+            return False
+    except RetrainBusy:
+        return True
+
+
+def automatic_triggers(settings: Settings, monitor: dict[str, Any] | None, now: datetime) -> list[Trigger]:
+    triggers = []
+    if monitor is not None and monitor.get("action") == "retrain":
+        if monitor.get("drift_detected"):
+            features = monitor["drifted_features"]
+            shown = ", ".join(features[:5]) + (f" and {len(features) - 5} more" if len(features) > 5 else "")
+            triggers.append(
+                Trigger(
+                    "drift",
+                    f"{len(features)} drifted features: {shown}" if features else "score drift",
+                )
+            )
+        performance = monitor.get("performance", {})
+        if performance.get("degraded"):
+            triggers.append(
+                Trigger(
+                    "performance",
+                    f"PR-AUC {performance['pr_auc']:.3f} on matured labels, below the floor {performance['floor']:.3f}",
+                )
+            )
+    triggers += _champion_triggers(settings, now)
+    return triggers
+
+
+def _champion_triggers(settings: Settings, now: datetime) -> list[Trigger]:
+    client = registry.client(settings, create=False)
+    version = registry.version_by_alias(client, settings.model_name(settings.feature_service), registry.CHAMPION)
+    if version is None:
+        return [Trigger("schedule", "there is no champion yet")]
+    _, tags = registry.run_record(client, version.run_id)
+    found = []
+    times = [tags.get("fsml.window.as_of"), State.load(settings).last_success_at]
+    last = max(datetime.fromisoformat(t) for t in times if t)
+    if settings.retrain_every_days > 0 and now - last > timedelta(days=settings.retrain_every_days):
+        found.append(
+            Trigger(
+                "schedule",
+                f"last training {last.isoformat()}, over {settings.retrain_every_days:g} days ago",
+            )
+        )
+    if tags.get("fsml.code_fingerprint") not in (None, code_fingerprint()):
+        found.append(Trigger("code", "the training code changed since the champion was trained"))
+    if tags.get("fsml.feature_repo_fingerprint") not in (
+        None,
+        feature_repo_fingerprint(settings.feature_repo),
+    ):
+        found.append(Trigger("code", "the feature repo changed since the champion was trained"))
+    return found
+
+
+def describe(triggers: list[Trigger]) -> str:
+    return "; ".join(f"{t.kind}: {t.reason}" for t in triggers)
