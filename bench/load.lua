@@ -1,9 +1,9 @@
 -- wrk script: random customers and merchants; prints a JSON summary line at the end.
--- wrk -s bench/load.lua URL -- <mode> <customers> <merchants> [feast feature refs as JSON]
+-- wrk -s bench/load.lua URL -- <mode> <customers> <merchants> [feast feature refs as JSON] [timestamp]
 --   mode "predict": POST /v1/predict        (fsml)
 --   mode "batch":   POST /v1/predict/batch  (fsml, 100 rows)
 --   mode "feast":   POST /get-online-features (stock feast serve, the same features)
-local mode, customers, merchants, refs = "predict", 2000, 300, "[]"
+local mode, customers, merchants, refs, stamp = "predict", 2000, 300, "[]", nil
 local counter = 0
 
 function setup(thread)
@@ -16,12 +16,14 @@ function init(args)
   customers = tonumber(args[2] or customers)
   merchants = tonumber(args[3] or merchants)
   refs = args[4] or refs
+  stamp = args[5]
   math.randomseed(1000 * (id or 1) + os.time())
 end
 
 local function row()
-  return string.format('{"customer_id": %d, "merchant_id": %d, "amount": %.2f}',
-    math.random(1, customers), math.random(1, merchants), math.random() * 300)
+  local time = stamp and string.format(', "timestamp": "%s"', stamp) or ""
+  return string.format('{"customer_id": %d, "merchant_id": %d, "amount": %.2f%s}',
+    math.random(1, customers), math.random(1, merchants), math.random() * 300, time)
 end
 
 function request()

@@ -76,6 +76,7 @@ class FeatureEncoder:
             for f in self.features
             if f.dtype == "string"
         }
+        self._plan = [(column, self._codes.get(column)) for column in self.columns]
 
     @property
     def categorical_indices(self) -> list[int]:
@@ -94,15 +95,17 @@ class FeatureEncoder:
 
     def row(self, values: Mapping[str, Any]) -> list[float]:
         """Encode one row given as ``{column: value}`` (absent or None means missing)."""
-        return [self._value(column, values.get(column)) for column in self.columns]
-
-    def _value(self, column: str, value: Any) -> float:
-        if value is None:
-            return math.nan
-        codes = self._codes.get(column)
-        if codes is not None:
-            return codes.get(value, math.nan)
-        return float(value)
+        out = []
+        nan = math.nan
+        for column, codes in self._plan:
+            value = values.get(column)
+            if value is None:
+                out.append(nan)
+            elif codes is None:
+                out.append(float(value))
+            else:
+                out.append(codes.get(value, nan))
+        return out
 
 
 def vocabularies(df: pd.DataFrame, features: Sequence[FeatureInfo]) -> list[FeatureInfo]:
@@ -144,3 +147,56 @@ class ModelBundle:
     def load(cls, directory: Path, version: str = "") -> ModelBundle:
         card = ModelCard.model_validate_json((directory / CARD_FILE).read_text())
         return cls(booster_text=(directory / BOOSTER_FILE).read_text(), card=card, version=version)
+
+
+class SingleRowPredictor:
+    """One row through LightGBM's single-row fast path, prepared once per model.
+
+    ``Booster.predict`` spends about 100 µs per call validating and converting its input before
+    the trees run; ``LGBM_BoosterPredictForMatSingleRowFast`` with a configuration prepared at
+    load time takes about 20 µs for the same score (a test checks they agree). The lightgbm
+    package exposes this C function but no Python wrapper for it. Not thread-safe: one per
+    thread, here the serving event loop's.
+    """
+
+    def __init__(self, booster: Any, columns: int) -> None:
+        import ctypes
+
+        from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _c_str, _safe_call
+
+        self._lib = _LIB
+        self._booster = booster  # keeps the model alive as long as its configuration
+        self._config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(_C_API_PREDICT_NORMAL),
+                ctypes.c_int(0),
+                ctypes.c_int(-1),
+                ctypes.c_int(_C_API_DTYPE_FLOAT64),
+                ctypes.c_int32(columns),
+                _c_str("num_threads=1"),
+                ctypes.byref(self._config),
+            )
+        )
+        self._row = np.zeros(columns, dtype=np.float64)
+        self._out = np.zeros(1, dtype=np.float64)
+        self._length = ctypes.c_int64(0)
+        self._args = (
+            self._config,
+            self._row.ctypes.data_as(ctypes.c_void_p),
+            ctypes.byref(self._length),
+            self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+        )
+        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+
+    def __call__(self, row: Sequence[float]) -> float:
+        self._row[:] = row
+        if self._call(*self._args) != 0:
+            raise RuntimeError("LightGBM single-row prediction failed")
+        return float(self._out[0])
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     reload_poll_seconds: float = Field(10.0, ge=0, description="Champion alias check; 0: never.")
     score_chunk_rows: int = Field(100_000, gt=0, description="Rows per batch-scoring chunk.")
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
-    log_flush_seconds: float = Field(5.0, gt=0, description="Prediction log write interval.")
+    log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
 
     # Monitoring: thresholds are effect sizes; drift_overrides sets them per feature column,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-import math
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +15,8 @@ from fastapi.responses import JSONResponse
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.settings import Settings
+from serving.errors import json_safe
+from serving.fastpath import PredictFastPath
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, health, predict
 from serving.schemas import request_model
@@ -29,8 +30,14 @@ def check_deployable(settings: Settings) -> None:
         raise FsmlError("FSML_ENV=prod needs FSML_API_KEY for the admin routes; refusing to start")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(settings: Settings | None = None) -> MetricsMiddleware:
+    """The service as uvicorn runs it: metrics around the prediction fast path around FastAPI."""
+    api, single, batch, metrics = create_fastapi(settings or Settings())
+    return MetricsMiddleware(PredictFastPath(api, single, batch), metrics)
+
+
+def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
+    """The FastAPI app: every route, the OpenAPI schema, start-up and shutdown."""
     check_deployable(settings)
     spec = describe_service(open_store(settings), settings.feature_service)
     single, batch = request_model(spec.inputs, settings.batch_max_rows)
@@ -46,6 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # start anyway: /readyz says why until a model can be loaded
             state.load_error = str(exc)
             log.warning("no model loaded at start-up: %s", exc)
+        # Everything loaded so far (Feast, MLflow, pandas, the model) lives as long as the process:
+        # keep it out of the garbage collector's full passes, which otherwise stall requests
+        # for tens of milliseconds (gc.freeze, as CPython documents for long-lived servers).
+        gc.collect()
+        gc.freeze()
         watcher = asyncio.create_task(state.watch_champion())
         try:
             yield
@@ -64,31 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router(single, batch))
     app.include_router(health.router)
     app.include_router(admin.router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, validation_error)
-    return app
+    return app, single, batch, metrics
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each bad field. The offending input is echoed back JSON-safe: FastAPI's own
     handler fails (and answers 500) when the input was a non-finite number such as 1e999."""
-    errors = [{**e, "input": _json_safe(e.get("input")), "ctx": _json_safe(e.get("ctx"))} for e in exc.errors()]
-    return JSONResponse({"detail": [{k: v for k, v in e.items() if v is not None} for e in errors]}, 422)
+    return JSONResponse({"detail": json_safe(list(exc.errors()))}, 422)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> MetricsMiddleware:
     """Entry point for ``uvicorn --factory`` and for worker processes of ``fsml serve``."""
     import fsml  # noqa: F401  (typeguard switch before Feast)
     from fsml.console import setup_logging

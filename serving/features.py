@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fsml.model import ModelCard
+from fsml.stores.encoding import decode_timestamp, decode_value, key_prefix, key_value
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,7 @@ class ViewRead:
     name: str
     features: tuple[str, ...]  # short names fetched from this view
     ttl_seconds: float  # 0: never stale
+    columns: tuple[str, ...] = ()  # "view__feature", in the order of ``features``
 
     def column(self, feature: str) -> str:
         return f"{self.name}__{feature}"
@@ -42,9 +40,12 @@ class EntityRead:
     """One Redis hash per request: the views keyed by these join keys."""
 
     join_keys: tuple[str, ...]
-    key_types: tuple[str, ...]  # "int" or "string", per join key
+    key_types: tuple[Any, ...]  # Feast ValueType per join key
     views: tuple[ViewRead, ...]
     fields: tuple[bytes, ...]  # per view: its features' fields, then its _ts field
+    prefix: bytes = b""  # the constant head of the serialized entity key
+    order: tuple[int, ...] = ()  # join keys in the order Feast serializes them
+    packed_fields: bytes = b""  # the HMGET command's field arguments, RESP-encoded once
 
 
 @dataclass(frozen=True)
@@ -64,25 +65,6 @@ class FeatureVector:
     missing: list[str] = field(default_factory=list)  # model inputs with no row in the store
     stale: list[str] = field(default_factory=list)  # model inputs whose row is older than the TTL
     unavailable: set[str] = field(default_factory=set)  # every fetched column missing or stale
-
-
-def _key_value(value: Any, kind: str) -> Value:
-    return Value(int64_val=int(value)) if kind == "int" else Value(string_val=str(value))
-
-
-def _decode(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    value = Value.FromString(raw)
-    kind = value.WhichOneof("val")
-    return None if kind is None or kind == "null_val" else getattr(value, kind)
-
-
-def _seconds(raw: bytes | None) -> float | None:
-    if raw is None:
-        return None
-    ts = Timestamp.FromString(raw)
-    return ts.seconds + ts.nanos / 1e9
 
 
 class OnlineReader:
@@ -135,8 +117,9 @@ class OnlineReader:
             view = views[name]
             keys = tuple(sorted(view.join_keys))
             ttl = view.ttl.total_seconds() if view.ttl else 0.0
-            groups.setdefault(keys, []).append(ViewRead(name, tuple(features), ttl))
-            kinds = {c.name: ("int" if "Int" in str(c.dtype) else "string") for c in view.entity_columns}
+            columns = tuple(f"{name}__{f}" for f in features)
+            groups.setdefault(keys, []).append(ViewRead(name, tuple(features), ttl, columns))
+            kinds = {c.name: c.dtype.to_value_type() for c in view.entity_columns}
             types[keys] = tuple(kinds[k] for k in keys)
         out = []
         for keys, reads in groups.items():
@@ -144,19 +127,30 @@ class OnlineReader:
             for read in reads:
                 fields += [_mmh3(f"{read.name}:{f}") for f in read.features]
                 fields.append(f"_ts:{read.name}".encode())
-            out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields)))
+            prefix, order = key_prefix(keys)
+            packed = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
+            out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields), prefix, tuple(order), packed))
         return tuple(out)
 
     def redis_key(self, entity: EntityRead, row: Mapping[str, Any]) -> bytes:
-        key = EntityKey(
-            join_keys=list(entity.join_keys),
-            entity_values=[_key_value(row[k], t) for k, t in zip(entity.join_keys, entity.key_types, strict=True)],
-        )
-        return serialize_entity_key(key, entity_key_serialization_version=3) + self.project
+        """Feast's key (v3 entity key serialization, then the project), built without protobuf."""
+        values = b"".join(key_value(row[entity.join_keys[i]], entity.key_types[i]) for i in entity.order)
+        return entity.prefix + values + self.project
 
     def commands(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[bytes, tuple[bytes, ...]]]:
         """The HMGETs for ``rows``, entity by entity, row by row."""
         return [(self.redis_key(e, row), e.fields) for row in rows for e in self.entities]
+
+    def payload(self, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
+        """The same HMGETs as one RESP payload (field arguments packed once per model)."""
+        parts = []
+        for row in rows:
+            for e in self.entities:
+                key = self.redis_key(e, row)
+                parts.append(
+                    b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (len(e.fields) + 2, len(key), key, e.packed_fields)
+                )
+        return b"".join(parts), len(parts)
 
     def assemble(
         self,
@@ -179,21 +173,21 @@ class OnlineReader:
     def _fill(self, vector: FeatureVector, entity: EntityRead, reply: Sequence[bytes | None], at: datetime) -> None:
         """A value is missing when the entity has no row for its view (or only a stale one);
         a present row may still hold a legitimate null, such as the max of an empty window."""
+        values, model = vector.values, self.model_columns
         offset = 0
         for read in entity.views:
-            n = len(read.features)
-            raw_values, written = reply[offset : offset + n], _seconds(reply[offset + n])
-            offset += n + 1
-            age = at.timestamp() - written if written is not None else 0.0
-            stale = read.ttl_seconds > 0 and age > read.ttl_seconds
-            for feature, raw in zip(read.features, raw_values, strict=True):
-                column = read.column(feature)
-                absent = raw is None or stale
-                vector.values[column] = None if absent else _decode(raw)
-                if absent:
+            n = len(read.columns)
+            written = decode_timestamp(reply[offset + n])
+            stale = read.ttl_seconds > 0 and written is not None and at.timestamp() - written > read.ttl_seconds
+            for column, raw in zip(read.columns, reply[offset : offset + n], strict=True):
+                if raw is None or stale:
+                    values[column] = None
                     vector.unavailable.add(column)
-                    if column in self.model_columns:
+                    if column in model:
                         (vector.stale if raw is not None else vector.missing).append(column)
+                else:
+                    values[column] = decode_value(raw)
+            offset += n + 1
 
     def _apply_on_demand(self, rows: Sequence[Mapping[str, Any]], vectors: list[FeatureVector], now: datetime) -> None:
         for odfv in self.on_demand:

@@ -1,11 +1,13 @@
 """The prediction log: what each request was scored on and what it got, for the monitor.
 
-The request path only appends a tuple to a bounded buffer. A background thread turns the buffer
-into Arrow tables every few seconds and writes one Parquet file per event hour:
-``<log dir>/date=YYYY-MM-DD/hour=HH/part-<pid>-<n>.parquet`` (written under a temporary name,
-then renamed, so readers never see half a file). When the disk is slower than the traffic the
-buffer stops growing at its bound and the rows that do not fit are counted as dropped; a clean
-shutdown writes everything that is buffered.
+The request path appends each value to its column's list (a few µs, no I/O). A background
+thread swaps the lists out every few seconds, turns each into an Arrow array in one C-level call
+(holding the GIL for milliseconds, not the tens of milliseconds a row-by-row conversion takes,
+which showed as 100 ms stalls in the service's latency), and writes one Parquet file per event
+hour: ``<log dir>/date=YYYY-MM-DD/hour=HH/part-<pid>-<n>.parquet``, under a temporary name then
+renamed, so readers never see half a file. When the disk fails, converted batches are kept and
+written on a later pass; when the disk is slower than the traffic, the buffer stops growing at
+its bound and the rows that do not fit are counted as dropped. A clean shutdown writes all.
 """
 
 from __future__ import annotations
@@ -14,21 +16,18 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fsml.atomic import atomic_path
 
 log = logging.getLogger(__name__)
-
-Entry = tuple[datetime, datetime, dict[str, Any], dict[str, Any], list[str], list[str], float, str, str]
-
 
 ARROW = {
     "int": pa.int64(),
@@ -36,10 +35,26 @@ ARROW = {
     "string": pa.string(),
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
+FIXED = [
+    ("logged_at", pa.timestamp("us", tz="UTC")),
+    ("event_timestamp", pa.timestamp("us", tz="UTC")),
+    ("transaction_id", pa.string()),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+    ("score", pa.float64()),
+    ("missing", pa.list_(pa.string())),
+    ("stale", pa.list_(pa.string())),
+]
 
 
-def partition(moment: datetime) -> str:
-    return f"date={moment:%Y-%m-%d}/hour={moment:%H}"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(kind):
+        return pa.array(values, type=pa.int64()).cast(kind)
+    return pa.array(values, type=kind)
 
 
 class PredictionLog:
@@ -53,18 +68,12 @@ class PredictionLog:
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
         self.directory = directory
-        self.columns = columns  # model feature column -> "int", "float" or "string"
-        self.inputs = inputs  # request field -> type, as in the feature service
+        self.columns = list(columns)  # model feature columns
+        self.inputs = list(inputs)  # request fields, logged as input__<name>
+        self.time_inputs = {n for n, t in inputs.items() if t == "timestamp"}
         self.schema = pa.schema(
             [
-                ("logged_at", pa.timestamp("us", tz="UTC")),
-                ("event_timestamp", pa.timestamp("us", tz="UTC")),
-                ("transaction_id", pa.string()),
-                ("model_name", pa.string()),
-                ("model_version", pa.string()),
-                ("score", pa.float64()),
-                ("missing", pa.list_(pa.string())),
-                ("stale", pa.list_(pa.string())),
+                *FIXED,
                 *[(f"input__{n}", ARROW[t]) for n, t in inputs.items()],
                 *[(c, ARROW[t]) for c, t in columns.items()],
             ]
@@ -72,14 +81,22 @@ class PredictionLog:
         self.max_rows = max_rows
         self.flush_seconds = flush_seconds
         self.on_drop = on_drop or (lambda n: None)
-        self._buffer: deque[Entry] = deque()
         self._lock = threading.Lock()
+        self._buffer = self._empty()
+        self._rows = 0
+        self._pending: list[tuple[str, pa.Table]] = []  # (hour partition, rows): converted, not on disk
+        self._pending_rows = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._files = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
 
+    def _empty(self) -> dict[str, list[Any]]:
+        return {name: [] for name in self.schema.names}
+
     def start(self) -> PredictionLog:
+        # Arrow imports its time-zone support on first use (hundreds of ms): do it before traffic.
+        _array([0], pa.timestamp("us", tz="UTC")).cast(pa.string())
         self._thread.start()
         return self
 
@@ -94,27 +111,34 @@ class PredictionLog:
         model: str,
         version: str,
     ) -> None:
-        """Called on the request path: no I/O, no conversion, O(1)."""
-        entry = (
-            datetime.now(UTC),
-            event_time,
-            request,
-            values,
-            missing,
-            stale,
-            score,
-            model,
-            version,
-        )
+        """Called on the request path: list appends only."""
         with self._lock:
-            if len(self._buffer) >= self.max_rows:
+            if self._rows + self._pending_rows >= self.max_rows:
                 dropped = True
             else:
-                self._buffer.append(entry)
                 dropped = False
+                b = self._buffer
+                # times as integer microseconds: Arrow converts integers far faster than datetimes
+                b["logged_at"].append(time.time_ns() // 1000)
+                b["event_timestamp"].append((event_time - EPOCH) // MICROSECOND)
+                tid = request.get("transaction_id")
+                b["transaction_id"].append(None if tid is None else str(tid))
+                b["model_name"].append(model)
+                b["model_version"].append(version)
+                b["score"].append(score)
+                b["missing"].append(missing)
+                b["stale"].append(stale)
+                for name in self.inputs:
+                    value = request.get(name)
+                    if name in self.time_inputs and value is not None:
+                        value = (value - EPOCH) // MICROSECOND
+                    b[f"input__{name}"].append(value)
+                for column in self.columns:
+                    b[column].append(values.get(column))
+                self._rows += 1
         if dropped:
             self.on_drop(1)
-        elif len(self._buffer) >= self.max_rows // 2:
+        elif self._rows >= self.max_rows // 2:
             self._wake.set()
 
     def close(self) -> None:
@@ -131,49 +155,35 @@ class PredictionLog:
             self._wake.clear()
             try:
                 self.flush()
-            except Exception:  # a full or failing disk must not stop serving; keep the rows
-                log.exception("could not write the prediction log; retrying")
+            except Exception:  # a full or failing disk must not stop serving; the rows are kept
+                log.exception("could not write the prediction log; will retry")
                 time.sleep(self.flush_seconds)
 
     def flush(self) -> int:
+        """Convert the buffer, then write every batch not yet on disk; returns rows written."""
         with self._lock:
-            entries = list(self._buffer)
-        if not entries:
-            return 0
-        by_hour: dict[str, list[Entry]] = {}
-        for entry in entries:
-            by_hour.setdefault(partition(entry[1]), []).append(entry)
-        for hour, rows in by_hour.items():
-            self._write(hour, rows)
-        with self._lock:  # only now are the rows safely on disk
-            for _ in range(len(entries)):
-                self._buffer.popleft()
-        return len(entries)
+            buffer, rows = self._buffer, self._rows
+            self._buffer, self._rows = self._empty(), 0
+        if rows:
+            arrays = {field.name: _array(buffer[field.name], field.type) for field in self.schema}
+            table = pa.table(arrays, schema=self.schema)
+            hours = pc.strftime(table["event_timestamp"], format="date=%Y-%m-%d/hour=%H")
+            parts = [(hour, table.filter(pc.equal(hours, hour))) for hour in pc.unique(hours).to_pylist()]
+            with self._lock:
+                self._pending += parts
+                self._pending_rows += rows
+        written = 0
+        while self._pending:
+            hour, table = self._pending[0]
+            self._write(hour, table)
+            with self._lock:
+                self._pending.pop(0)
+                self._pending_rows -= table.num_rows
+            written += table.num_rows
+        return written
 
-    def _write(self, hour: str, rows: list[Entry]) -> None:
+    def _write(self, hour: str, table: pa.Table) -> None:
         self._files += 1
         target = self.directory / hour / f"part-{os.getpid()}-{time.time_ns()}-{self._files}.parquet"
-        table = self._table(rows)
         with atomic_path(target) as tmp:
             pq.write_table(table, tmp, compression="zstd")
-
-    def _table(self, rows: list[Entry]) -> pa.Table:
-        data: dict[str, list[Any]] = {
-            "logged_at": [r[0] for r in rows],
-            "event_timestamp": [r[1] for r in rows],
-            "transaction_id": [_text(r[2].get("transaction_id")) for r in rows],
-            "model_name": [r[7] for r in rows],
-            "model_version": [r[8] for r in rows],
-            "score": [r[6] for r in rows],
-            "missing": [r[4] for r in rows],
-            "stale": [r[5] for r in rows],
-        }
-        for name in self.inputs:
-            data[f"input__{name}"] = [r[2].get(name) for r in rows]
-        for column in self.columns:
-            data[column] = [r[3].get(column) for r in rows]
-        return pa.table(data, schema=self.schema)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -7,43 +7,29 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from fsml.errors import FsmlError
 from fsml.featurestore import Input
 from fsml.settings import Settings
 from serving.metrics import Metrics
 from serving.predlog import PredictionLog
+from serving.redis_client import RedisClient
 from serving.scorer import Scorer, champion_version, load_champion
 
 log = logging.getLogger(__name__)
 
-ONLINE_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+ONLINE_STORE_ERRORS = (ConnectionError, TimeoutError, OSError)
 
 
-def redis_client(settings: Settings) -> Redis:
-    """Fails fast when Redis is down and reconnects by itself when it is back: a broken pooled
-    connection is retried once on a fresh one, so the first request after a restart succeeds."""
-    timeout = settings.redis_timeout_ms / 1000
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        max_connections=256,
-    )
+def redis_client(settings: Settings) -> RedisClient:
+    """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back."""
+    return RedisClient(settings.redis_url, timeout=settings.redis_timeout_ms / 1000)
 
 
 @dataclass
 class ServiceState:
     settings: Settings
     inputs: tuple[Input, ...]
-    redis: Redis
+    redis: RedisClient
     metrics: Metrics = field(default_factory=Metrics)
     scorer: Scorer | None = None
     load_error: str | None = None

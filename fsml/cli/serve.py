@@ -30,6 +30,7 @@ def serve(
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        os.environ["FSML_METRICS_MULTIPROCESS"] = "1"
     import uvicorn
 
     uvicorn.run(
@@ -42,6 +43,9 @@ def serve(
         http="httptools",
         access_log=False,
         log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
         timeout_graceful_shutdown=10,
     )
 

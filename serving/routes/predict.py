@@ -26,10 +26,7 @@ async def score_rows(
         for row in rows:
             row[reader.time_field] = utc(row.get(reader.time_field))
     try:
-        async with state.redis.pipeline(transaction=False) as pipe:
-            for key, fields in reader.commands(rows):
-                pipe.hmget(key, fields)
-            replies = await pipe.execute()
+        replies = await state.redis.send_payload(*reader.payload(rows))
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None
@@ -42,11 +39,11 @@ async def score_rows(
     out = []
     for row, vector, score in zip(rows, vectors, scores, strict=True):
         decision = "flag" if score >= scorer.threshold else "pass"
-        metrics.predictions.labels(decision).inc()
+        metrics.child(metrics.predictions, decision).inc()
         for column in vector.missing:
-            metrics.missing.labels(column).inc()
+            metrics.child(metrics.missing, column).inc()
         for column in vector.stale:
-            metrics.stale.labels(column).inc()
+            metrics.child(metrics.stale, column).inc()
         if log is not None:
             at = row.get(reader.time_field) if reader.time_field else None
             log.append(

@@ -53,3 +53,18 @@ def test_profiles_of_degenerate_columns() -> None:
     assert constant["bin_edges"] == [] and constant["bin_fractions"] == [1.0]
     cats = categorical_profile(pd.Series(["a", "a", "b", None]))
     assert cats["frequencies"] == {"a": 2 / 3, "b": 1 / 3} and cats["null_rate"] == 0.25
+
+
+def test_single_row_fast_path_gives_booster_predict_scores() -> None:
+    import lightgbm as lgb
+
+    from fsml.model import SingleRowPredictor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2_000, 6))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 1]) > 0.5).astype(int)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(x, y), 50)
+    fast = SingleRowPredictor(booster, 6)
+    expected = booster.predict(x[:300], num_threads=1)
+    assert [fast(row.tolist()) for row in x[:300]] == expected.tolist()
