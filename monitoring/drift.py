@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare
 
-from fsml.profiles import OTHER, bin_fractions
+from fsml.profiles import OTHER
 
 EPS = 1e-4  # floor of a bin's share in PSI, so empty bins do not divide by zero
 RANGE_MARGIN = 0.1  # values this share of the training range beyond it count as out of range
@@ -72,93 +73,87 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def ks_at_points(points: np.ndarray, levels: np.ndarray, present: np.ndarray) -> float:
+def _cdf(ordered: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Share of ``ordered`` (sorted, no NaN) at or below each point."""
+    return np.searchsorted(ordered, points, side="right") / max(len(ordered), 1)
+
+
+def ks_at_points(points: np.ndarray, levels: np.ndarray, ordered: np.ndarray) -> float:
     """max |F_current - F_reference| over the reference's CDF points (between percentiles)."""
-    if len(points) == 0:
-        return 0.0
-    counts = np.bincount(np.searchsorted(points, present, side="left"), minlength=len(points) + 1)
-    current = np.cumsum(counts)[: len(points)] / max(len(present), 1)
-    return float(np.max(np.abs(current - levels)))
+    return float(np.max(np.abs(_cdf(ordered, points) - levels))) if len(points) else 0.0
 
 
-def wasserstein(reference_quantiles: np.ndarray, present: np.ndarray, scale: float) -> float:
+def wasserstein(reference_quantiles: np.ndarray, ordered: np.ndarray, scale: float) -> float:
     """W1 between the quantile functions from the 1st to the 99th percentile, over ``scale``.
 
     The extreme percentiles are left out: with heavy tails (amounts) the largest value of each
     sample alone would decide the distance.
     """
     grid = np.linspace(0.0, 1.0, len(reference_quantiles))[1:-1]
-    current = np.quantile(present, grid)
+    current = np.quantile(ordered, grid, method="linear") if len(ordered) else grid * np.nan
     return float(np.mean(np.abs(current - reference_quantiles[1:-1])) / scale) if scale > 0 else 0.0
 
 
 def numeric_drift(column: str, reference: dict[str, Any], values: np.ndarray, limits: Thresholds) -> ColumnDrift:
-    values = np.asarray(values, dtype=np.float64)
-    present = values[~np.isnan(values)]
-    null_rate = 1 - len(present) / len(values) if len(values) else 0.0
-    if not reference.get("quantiles") or len(present) == 0:
+    """One sort of the column; every statistic is then read off it by binary search."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))  # NaN sorts last
+    present = int(np.searchsorted(ordered, np.inf, side="right"))
+    ordered = ordered[:present]
+    null_rate = 1 - present / len(values) if len(values) else 0.0
+    if not reference.get("quantiles") or present == 0:
         result = ColumnDrift(
-            column,
-            "numeric",
-            len(values),
-            0.0,
-            0.0,
-            "wasserstein",
-            reference["null_rate"],
-            null_rate,
-            0.0,
+            column, "numeric", len(values), 0.0, 0.0, "wasserstein", reference["null_rate"], null_rate, 0.0
         )
         return _decide(result, limits)
     edges = np.asarray(reference["bin_edges"])
-    current = bin_fractions(present, edges)
+    # bins are (-inf, e0], (e0, e1], ..., (e_last, inf), as in fsml.profiles.bin_fractions
+    current = np.diff(np.concatenate([[0], np.searchsorted(ordered, edges, side="right"), [present]])) / present
     margin = RANGE_MARGIN * (reference["max"] - reference["min"])
-    outside = np.mean((present < reference["min"] - margin) | (present > reference["max"] + margin))
+    below = np.searchsorted(ordered, reference["min"] - margin, side="left")
+    above = present - np.searchsorted(ordered, reference["max"] + margin, side="right")
+    outside = (below + above) / present
     result = ColumnDrift(
         column=column,
         kind="numeric",
         rows=len(values),
         psi=psi(reference["bin_fractions"], current),
-        distance=wasserstein(np.asarray(reference["quantiles"]), present, reference["std"]),
+        distance=wasserstein(np.asarray(reference["quantiles"]), ordered, reference["std"]),
         distance_name="wasserstein",
-        ks=ks_at_points(np.asarray(reference["cdf_points"]), np.asarray(reference["cdf_levels"]), present),
         null_rate_reference=reference["null_rate"],
         null_rate_current=null_rate,
         out_of_range=float(outside),
-        bins={
-            "edges": edges.tolist(),
-            "reference": reference["bin_fractions"],
-            "current": current.tolist(),
-        },
+        bins={"edges": edges.tolist(), "reference": reference["bin_fractions"], "current": current.tolist()},
+        ks=ks_at_points(np.asarray(reference["cdf_points"]), np.asarray(reference["cdf_levels"]), ordered),
     )
     return _decide(result, limits)
 
 
 def categorical_drift(column: str, reference: dict[str, Any], values: np.ndarray, limits: Thresholds) -> ColumnDrift:
     known = reference["frequencies"]
-    present = [v for v in values if v is not None and v == v]
-    null_rate = 1 - len(present) / len(values) if len(values) else 0.0
-    labels, counts = np.unique(np.asarray(present, dtype=object).astype(str), return_counts=True)
+    counts = pd.Series(values, dtype=object).value_counts(dropna=True)  # hash counting, no Python loop
+    present = int(counts.sum())
+    null_rate = 1 - present / len(values) if len(values) else 0.0
     observed = dict.fromkeys(known, 0.0)
-    for label, count in zip(labels, counts, strict=True):
-        key = label if label in known else OTHER
-        observed[key] = observed.get(key, 0.0) + count
+    for label, count in counts.items():
+        key = str(label) if str(label) in known else OTHER
+        observed[key] = observed.get(key, 0.0) + float(count)
     names = list(observed)
     expected = np.array([known.get(n, 0.0) for n in names])
-    current = np.array([observed[n] for n in names]) / max(len(present), 1)
+    current = np.array([observed[n] for n in names]) / max(present, 1)
     p_value = None
-    if len(present) and expected.sum() > 0:
+    if present and expected.sum() > 0:
         scaled = np.maximum(expected / expected.sum(), EPS)
-        p_value = float(chisquare(current * len(present), scaled / scaled.sum() * len(present)).pvalue)
+        p_value = float(chisquare(current * present, scaled / scaled.sum() * present).pvalue)
     result = ColumnDrift(
         column=column,
         kind="categorical",
         rows=len(values),
-        psi=psi(expected, current) if len(present) else 0.0,
-        distance=float(jensenshannon(expected + EPS, current + EPS, base=2)) if len(present) else 0.0,
+        psi=psi(expected, current) if present else 0.0,
+        distance=float(jensenshannon(expected + EPS, current + EPS, base=2)) if present else 0.0,
         distance_name="js",
         null_rate_reference=reference["null_rate"],
         null_rate_current=null_rate,
-        out_of_range=float(observed.get(OTHER, 0.0) / max(len(present), 1)) if OTHER not in known else 0.0,
+        out_of_range=float(observed.get(OTHER, 0.0) / max(present, 1)) if OTHER not in known else 0.0,
         bins={"categories": names, "reference": expected.tolist(), "current": current.tolist()},
         p_value=p_value,
     )
