@@ -8,9 +8,12 @@ directly. The semantics are Feast's, and a differential test checks them on rand
 - a feature row counts if its event time is at or before the entity row's, and, when the view
   has a TTL, not older than the entity row's time minus the TTL (both ends inclusive);
 - among rows with the same key and event time, the latest created timestamp wins (the join is
-  on the pair ``(event, created)``, so no separate pass removes the duplicates);
+  on the pair ``(event, created)``, so no separate pass removes the duplicates). That pair costs
+  about 50% more than joining on the event time alone, so a table whose (key, event time) pairs
+  are unique, which a duplicate check finds once per file version, joins on the event time;
 - an entity row without such a row gets nulls; output columns are the entity columns followed
-  by the requested features, named ``view__feature`` with full feature names.
+  by the requested features, named ``view__feature`` with full feature names. As with stock
+  Feast, the row order is not the entity frame's: sort on a column of your own.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
 timestamp cut-off) go to Feast's own implementation unchanged.
@@ -19,7 +22,9 @@ timestamp cut-off) go to Feast's own implementation unchanged.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import duckdb
@@ -33,8 +38,6 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 
 log = logging.getLogger(__name__)
-
-ROW = "__fsml_row"
 
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
@@ -95,6 +98,11 @@ class AsofRetrievalJob(RetrievalJob):
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._to_arrow_internal(timeout).to_pandas()
 
+    def to_df(self, validation_reference: Any = None, timeout: int | None = None) -> pd.DataFrame:
+        """Feast's ``to_df`` without its ``reset_index(drop=True)``: ``to_pandas`` already gives
+        a fresh RangeIndex, and the reset copies every column (0.7 s at 10 million rows)."""
+        return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
+
     def to_arrow(self, validation_reference: Any = None, timeout: int | None = None) -> pa.Table:
         """Feast's own on-demand transformation, given only the columns the views declare.
 
@@ -126,54 +134,58 @@ class AsofRetrievalJob(RetrievalJob):
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        entities = pa.Table.from_pandas(self.entity_df, preserve_index=False)
-        entities = entities.append_column(ROW, pa.array(range(len(entities)), pa.int64()))
-        con.register("fsml_entities", entities)
-        result = con.sql(self.query(list(self.entity_df.columns))).to_arrow_table()
-        return result.drop_columns([ROW]) if ROW in result.column_names else result
+        con.register("fsml_entities", pa.Table.from_pandas(self.entity_df, preserve_index=False))
+        return con.sql(self.query(list(self.entity_df.columns))).to_arrow_table()
 
     def query(self, entity_columns: list[str]) -> str:
         ts = _quote(self.timestamp_column)
         selected = [f"e.{_quote(c)}" for c in entity_columns]
         ctes = [
             f"e AS (SELECT *, {ts}::TIMESTAMPTZ AS __fsml_ts, "
-            f"{{'t': {ts}::TIMESTAMPTZ, 'c': 'infinity'::TIMESTAMPTZ}} AS __fsml_at FROM fsml_entities)"
-        ]
+            f"{{'t': {ts}::TIMESTAMPTZ, 'c': 'infinity'::TIMESTAMPTZ}} AS __fsml_pair FROM fsml_entities)"
+        ]  # DuckDB drops __fsml_pair when no join uses it
         joins = []
         for index, (view, features, names) in enumerate(self.views):
             alias = f"v{index}"
-            ctes.append(f"{alias} AS ({self._view_rows(view, features)})")
+            rows, paired = self._view_rows(view, features)
+            ctes.append(f"{alias} AS ({rows})")
             keys = _join_keys(view)
             on = " AND ".join(f"e.{_quote(entity_col)} = {alias}.{_quote(table_col)}" for table_col, entity_col in keys)
-            joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND e.__fsml_at >= {alias}.__fsml_at")
-            fresh = _fresh(alias, view.ttl)
+            at = f"e.__fsml_pair >= {alias}.__fsml_pair" if paired else f"e.__fsml_ts >= {alias}.__fsml_event"
+            joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND {at}")
             for feature, name in zip(features, names, strict=True):
                 column = f"{alias}.{_quote(feature)}"
                 selected.append(
                     f"{column} AS {_quote(name)}"
-                    if fresh is None
-                    else f"CASE WHEN {fresh} THEN {column} END AS {_quote(name)}"
+                    if _ttl_micros(view.ttl) is None
+                    else f"CASE WHEN e.__fsml_ts <= {alias}.__fsml_expires THEN {column} END AS {_quote(name)}"
                 )
-        return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)}, e.{ROW} FROM e {' '.join(joins)} ORDER BY e.{ROW}"
+        return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM e {' '.join(joins)}"
 
-    def _view_rows(self, view: Any, features: list[str]) -> str:
-        """The view's rows keyed for the join by (event time, created time): the ASOF join then
-        picks the latest event at or before the entity row and, among equal events, the latest
-        created (a row without a created time loses, as it sorts last in Feast's ordering)."""
+    def _view_rows(self, view: Any, features: list[str]) -> tuple[str, bool]:
+        """The view's rows for the join, and whether they are keyed by (event, created).
+
+        With that pair the ASOF join picks the latest event at or before the entity row and,
+        among equal events, the latest created (a row without a created time loses, as it sorts
+        last in Feast's ordering). Without a created column, or when no two rows share a key
+        and an event time, the event time alone gives the same rows. With a TTL, each row
+        carries the time it expires: computed on the feature rows, usually far fewer than the
+        entity rows, it makes the freshness test a comparison of two columns.
+        """
         source = view.batch_source
         path = FileSource.get_uri_for_file_path(self.repo_path, source.path)
         event, created = source.timestamp_field, source.created_timestamp_column
         keys = [table_col for table_col, _ in _join_keys(view)]
         columns = ", ".join([*(_quote(k) for k in keys), *(_quote(f) for f in features)])
-        created_at = (
-            f"coalesce({_quote(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
-            if created
-            else "'-infinity'::TIMESTAMPTZ"
-        )
-        return (
-            f"SELECT {columns}, {_quote(event)}::TIMESTAMPTZ AS __fsml_event, "
-            f"{{'t': {_quote(event)}::TIMESTAMPTZ, 'c': {created_at}}} AS __fsml_at FROM read_parquet({_literal(path)})"
-        )
+        rows = f"SELECT {columns}, {_quote(event)}::TIMESTAMPTZ AS __fsml_event"
+        ttl = _ttl_micros(view.ttl)
+        if ttl is not None:
+            rows += f", {_quote(event)}::TIMESTAMPTZ + INTERVAL {ttl} MICROSECONDS AS __fsml_expires"
+        paired = bool(created) and not _unique_events(path, tuple(keys), event)
+        if paired:
+            pair = f"{{'t': {_quote(event)}::TIMESTAMPTZ, 'c': coalesce({_quote(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)}}"
+            rows += f", {pair} AS __fsml_pair"
+        return f"{rows} FROM read_parquet({_literal(path)})", paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
@@ -208,17 +220,34 @@ class _TableJob(RetrievalJob):
         raise NotImplementedError
 
 
+def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
+    """Whether no two rows of the file share their keys and event time (checked once per
+    version of the file: its size and modification time)."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # a glob or a directory: no single version to remember, so join on the pair
+        return False
+    return _unique_events_of(path, stat.st_size, stat.st_mtime_ns, keys, event)
+
+
+@lru_cache(maxsize=256)
+def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
+    columns = ", ".join(_quote(c) for c in (*keys, event))
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
+    return bool(duckdb.connect().sql(query).fetchall()[0][0])
+
+
 def _join_keys(view: Any) -> list[tuple[str, str]]:
     """(column in the feature table, column in the entity frame) per join key."""
     mapping = view.projection.join_key_map or {c.name: c.name for c in view.entity_columns}
     return list(mapping.items())
 
 
-def _fresh(alias: str, ttl: timedelta | None) -> str | None:
-    if not ttl or ttl.total_seconds() == 0:
+def _ttl_micros(ttl: timedelta | None) -> int | None:
+    """The TTL in microseconds; None when the view has none (Feast reads zero as none)."""
+    if not ttl or ttl <= timedelta(0):
         return None
-    micros = int(ttl.total_seconds() * 1_000_000)
-    return f"{alias}.__fsml_event >= e.__fsml_ts - INTERVAL {micros} MICROSECONDS"
+    return ttl // timedelta(microseconds=1)
 
 
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):

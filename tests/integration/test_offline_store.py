@@ -160,7 +160,7 @@ def _entities(rng: np.random.Generator, data: Path, users: int, minutes: int) ->
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
-    from fsml.stores.duckdb import AsofRetrievalJob
+    from fsml.stores.duckdb import AsofRetrievalJob, _unique_events
 
     rng = np.random.default_rng(seed)
     data = tmp_path / "data"
@@ -169,6 +169,9 @@ def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
     _feature_tables(rng, data, users, minutes)
     entities = _entities(rng, data, users, minutes)
     objects = _objects(data, ttl_hours=[6, 20][seed - 1])
+    # both joins are exercised: on (event, created) where ties exist, on the event alone elsewhere
+    assert not _unique_events(str(data / "user_stats.parquet"), ("user_id",), "ts")
+    assert _unique_events(str(data / "item_stats.parquet"), ("item_id",), "ts")
     full = seed == 1
     results = {}
     for offline in ("duckdb", "fsml.stores.duckdb.DuckDBOfflineStore"):
