@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fsml.model import FeatureInfo
 from fsml.profiles import profile_frame
 from monitoring.drift import Thresholds, categorical_drift, numeric_drift
 
@@ -102,8 +101,11 @@ def run(rows: int = 1_000_000, repeats: int = 5, evidently_repeats: int = 1) -> 
         began = time.perf_counter()
         theirs = evidently_drift(reference, current)
         their_times.append(time.perf_counter() - began)
-    truth = {c: (c.startswith("num_") and int(c[4:]) < DRIFTED_NUMERIC) or (c.startswith("cat_") and int(c[4:]) < DRIFTED_CATEGORICAL)
-             for c in reference.columns}
+    truth = {
+        c: (c.startswith("num_") and int(c[4:]) < DRIFTED_NUMERIC)
+        or (c.startswith("cat_") and int(c[4:]) < DRIFTED_CATEGORICAL)
+        for c in reference.columns
+    }
     agree = sum(ours[c] == theirs.get(c) for c in ours)
     return {
         "rows": rows,

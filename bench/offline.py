@@ -35,10 +35,14 @@ def _asof(entities: pd.DataFrame, path: Path) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("e", pa.Table.from_pandas(entities, preserve_index=False))
     columns = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
-    return con.sql(
-        f"SELECT e.*, {columns} FROM e ASOF LEFT JOIN read_parquet('{path}') f "
-        "ON e.customer_id = f.customer_id AND e.event_timestamp >= f.event_timestamp"
-    ).to_arrow_table().to_pandas()
+    return (
+        con.sql(
+            f"SELECT e.*, {columns} FROM e ASOF LEFT JOIN read_parquet('{path}') f "
+            "ON e.customer_id = f.customer_id AND e.event_timestamp >= f.event_timestamp"
+        )
+        .to_arrow_table()
+        .to_pandas()
+    )
 
 
 def _digest(frame: pd.DataFrame) -> str:
@@ -82,11 +86,15 @@ def run(home: Path, redis_url: str, sizes: dict[int, int], log: Any = print) -> 
         for method in ("asof", "fsml", "stock"):
             done = subprocess.run(
                 [sys.executable, "-m", "bench.offline", method, str(rows), str(repeats), str(home), redis_url],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             results[f"{method}_{rows}"] = measured
-            log(f"training set {rows:,} rows, {method}: {measured['seconds']:.2f} s, peak {measured['peak_rss_mb']:.0f} MB")
+            log(
+                f"training set {rows:,} rows, {method}: {measured['seconds']:.2f} s, peak {measured['peak_rss_mb']:.0f} MB"
+            )
         fsml_, stock = results[f"fsml_{rows}"], results[f"stock_{rows}"]
         results[f"summary_{rows}"] = {
             "speedup_vs_stock": stock["seconds"] / fsml_["seconds"],

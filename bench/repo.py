@@ -21,10 +21,11 @@ ENTITIES, DAYS, FEATURES = 100_000, 10, 10
 START = datetime(2026, 10, 1, tzinfo=UTC)
 REFS = [f"customer_stats:f{i}" for i in range(FEATURES)]
 KINDS = {
-    "stock": {"offline_store": {"type": "duckdb"}, "batch_engine": {"type": "local"}},
+    "stock": {"offline_store": {"type": "duckdb"}, "batch_engine": {"type": "local"}, "online_store": "redis"},
     "fsml": {
         "offline_store": {"type": "fsml.stores.duckdb.DuckDBOfflineStore"},
         "batch_engine": {"type": "fsml.stores.engine.FsmlComputeEngine"},
+        "online_store": "fsml.stores.redis.RedisOnlineStore",
     },
 }
 
@@ -41,7 +42,9 @@ def build_table(home: Path) -> Path:
     rng = np.random.default_rng(0)
     ids = np.tile(np.arange(1, ENTITIES + 1, dtype=np.int64), DAYS)
     days = np.repeat(np.arange(DAYS), ENTITIES)
-    moments = pd.Series(START + pd.to_timedelta(days, unit="D") + pd.to_timedelta(rng.integers(0, 86_400, len(ids)), unit="s"))
+    moments = pd.Series(
+        START + pd.to_timedelta(days, unit="D") + pd.to_timedelta(rng.integers(0, 86_400, len(ids)), unit="s")
+    )
     frame = pd.DataFrame({"customer_id": ids, "event_timestamp": moments.astype("datetime64[us, UTC]")})
     frame["created"] = frame["event_timestamp"]
     for i in range(FEATURES):
@@ -60,22 +63,41 @@ def objects(home: Path) -> list[Any]:
         entities=[customer],
         ttl=timedelta(days=2),
         schema=[Field(name=f"f{i}", dtype=Float32) for i in range(FEATURES)],
-        source=FileSource(name="customer_stats_src", path=str(table_path(home)), timestamp_field="event_timestamp",
-                          created_timestamp_column="created"),
+        source=FileSource(
+            name="customer_stats_src",
+            path=str(table_path(home)),
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created",
+        ),
     )
     return [customer, view]
 
 
 def store(home: Path, kind: str, redis_url: str) -> Any:
-    """A FeatureStore on the bench repo, registered under its own directory per kind."""
+    """A FeatureStore on the bench repo, registered under its own directory per kind.
+
+    Both kinds use the same project, so they write the same Redis keys (into different
+    databases of one server, given by ``redis_url``); stock Feast uses its own Redis store,
+    which takes ``host:port,db=N``.
+    """
     from feast import FeatureStore, RepoConfig
+    from redis.connection import parse_url
 
     root = home / "bench_repo" / kind
     root.mkdir(parents=True, exist_ok=True)
+    settings = dict(KINDS[kind])
+    online = settings.pop("online_store")
+    if online == "redis":
+        url = parse_url(redis_url)
+        redis_url = f"{url.get('host', 'localhost')}:{url.get('port', 6379)},db={url.get('db', 0)}"
     config = RepoConfig(
-        project=f"bench_{kind}", provider="local", registry=str(root / "registry.db"), repo_path=str(root),
-        online_store={"type": "fsml.stores.redis.RedisOnlineStore", "connection_string": redis_url},
-        entity_key_serialization_version=3, **KINDS[kind],
+        project="bench",
+        provider="local",
+        registry=str(root / "registry.db"),
+        repo_path=str(root),
+        online_store={"type": online, "connection_string": redis_url},
+        entity_key_serialization_version=3,
+        **settings,
     )
     feature_store = FeatureStore(config=config)
     feature_store.apply(objects(home))
@@ -85,8 +107,10 @@ def store(home: Path, kind: str, redis_url: str) -> Any:
 def entity_frame(rows: int, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     moments = START + pd.to_timedelta(rng.integers(0, (DAYS + 1) * 86_400, rows), unit="s")
-    return pd.DataFrame({
-        "customer_id": rng.integers(1, ENTITIES + 1, rows, dtype=np.int64),
-        "event_timestamp": pd.Series(moments).astype("datetime64[us, UTC]"),
-        "row": np.arange(rows, dtype=np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, ENTITIES + 1, rows, dtype=np.int64),
+            "event_timestamp": pd.Series(moments).astype("datetime64[us, UTC]"),
+            "row": np.arange(rows, dtype=np.int64),
+        }
+    )

@@ -183,7 +183,8 @@ class AsofRetrievalJob(RetrievalJob):
             rows += f", {_quote(event)}::TIMESTAMPTZ + INTERVAL {ttl} MICROSECONDS AS __fsml_expires"
         paired = bool(created) and not _unique_events(path, tuple(keys), event)
         if paired:
-            pair = f"{{'t': {_quote(event)}::TIMESTAMPTZ, 'c': coalesce({_quote(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)}}"
+            made = f"coalesce({_quote(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
+            pair = f"{{'t': {_quote(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
         return f"{rows} FROM read_parquet({_literal(path)})", paired
 

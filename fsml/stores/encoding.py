@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 from feast.value_type import ValueType
 
+from fsml.stores.ragged import Ragged, concat, varints
+
 # Value proto: field number << 3 | wire type, for the scalar members of the `val` oneof.
 TAGS = {
     ValueType.STRING: b"\x12",  # 2, length-delimited
@@ -40,70 +42,79 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = [varint(i) for i in range(256)]
-
-
-def _varints(values: np.ndarray) -> list[bytes]:
-    return [_SMALL[v] if 0 <= v < 256 else varint(v) for v in values.tolist()]
-
-
-def encode_values(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> list[bytes]:
+def value_column(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> Ragged:
     """Serialized Value protos of a column; nulls (and NaN floats) are the empty proto."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     tag = TAGS[value_type]
+    rows = len(column)
     valid = np.asarray(column.is_valid())
     if value_type in (ValueType.DOUBLE, ValueType.FLOAT):
-        kind = "<f8" if value_type == ValueType.DOUBLE else "<f4"
-        width = 8 if value_type == ValueType.DOUBLE else 4
+        kind, width = ("<f8", 8) if value_type == ValueType.DOUBLE else ("<f4", 4)
         numbers = column.to_numpy(zero_copy_only=False).astype(kind)
         valid &= ~np.isnan(numbers)
-        raw = numbers.tobytes()
-        return [tag + raw[i * width : (i + 1) * width] if ok else b"" for i, ok in enumerate(valid.tolist())]
+        payload = numbers.view(np.uint8).reshape(rows, width)
+        matrix = np.hstack([np.full((rows, 1), tag[0], np.uint8), payload])
+        return Ragged.prefix(matrix, np.where(valid, matrix.shape[1], 0))
     if value_type in (ValueType.INT64, ValueType.INT32, ValueType.BOOL):
         filled = column.fill_null(False if pa.types.is_boolean(column.type) else 0)
         numbers = filled.to_numpy(zero_copy_only=False).astype(np.int64)
-        return [tag + v if ok else b"" for v, ok in zip(_varints(numbers), valid.tolist(), strict=True)]
+        return concat([Ragged.constant(tag, rows), varints(numbers)]).blank(valid)
     if value_type == ValueType.STRING:
-        return [tag + varint(len(b := s.encode())) + b if s is not None else b"" for s in column.to_pylist()]
+        return Ragged.from_list(
+            [tag + varint(len(b := s.encode())) + b if s is not None else b"" for s in column.to_pylist()]
+        )
     raise KeyError(value_type)
 
 
-def encode_timestamps(column: pa.Array | pa.ChunkedArray) -> list[bytes]:
+def encode_values(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> list[bytes]:
+    return value_column(column, value_type).to_list()
+
+
+def timestamp_column(column: pa.Array | pa.ChunkedArray) -> Ragged:
     """``google.protobuf.Timestamp`` bytes: seconds (field 1) and, if not zero, nanos (field 2)."""
     micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
     seconds, rest = np.divmod(micros, 1_000_000)
-    out = []
-    for s, r in zip(seconds.tolist(), rest.tolist(), strict=True):
-        head = b"\x08" + varint(s) if s else b""
-        out.append(head + (b"\x10" + varint(r * 1000) if r else b""))
-    return out
+    rows = len(micros)
+    return concat(
+        [
+            concat([Ragged.constant(b"\x08", rows), varints(seconds)]).blank(seconds != 0),
+            concat([Ragged.constant(b"\x10", rows), varints(rest * 1000)]).blank(rest != 0),
+        ]
+    )
+
+
+def encode_timestamps(column: pa.Array | pa.ChunkedArray) -> list[bytes]:
+    return timestamp_column(column).to_list()
+
+
+def key_column(
+    join_keys: Sequence[str], key_types: Sequence[ValueType], columns: Sequence[pa.Array], project: str
+) -> Ragged:
+    """Redis keys of Feast's online store: the v3 serialized entity key, then the project."""
+    head, order = key_prefix(join_keys)
+    rows = len(columns[0])
+    parts = [Ragged.constant(head, rows)]
+    parts += [_key_values(columns[i], key_types[i]) for i in order]
+    parts.append(Ragged.constant(project.encode(), rows))
+    return concat(parts)
 
 
 def entity_keys(
     join_keys: Sequence[str], key_types: Sequence[ValueType], columns: Sequence[pa.Array], project: str
 ) -> list[bytes]:
-    """Redis keys of Feast's online store: the v3 serialized entity key, then the project."""
-    order = sorted(range(len(join_keys)), key=lambda i: join_keys[i])
-    head = struct.pack("<I", len(join_keys))
-    for i in order:
-        name = join_keys[i].encode()
-        head += struct.pack("<II", ValueType.STRING.value, len(name)) + name
-    parts = [_key_values(columns[i], key_types[i]) for i in order]
-    tail = project.encode()
-    return [head + b"".join(values) + tail for values in zip(*parts, strict=True)]
+    return key_column(join_keys, key_types, columns, project).to_list()
 
 
-def _key_values(column: pa.Array, value_type: ValueType) -> list[bytes]:
-    if value_type == ValueType.INT64:
-        prefix = struct.pack("<II", ValueType.INT64.value, 8)
-        raw = column.to_numpy(zero_copy_only=False).astype("<i8").tobytes()
-        return [prefix + raw[i : i + 8] for i in range(0, len(raw), 8)]
-    if value_type == ValueType.INT32:
-        prefix = struct.pack("<II", ValueType.INT32.value, 4)
-        raw = column.to_numpy(zero_copy_only=False).astype("<i4").tobytes()
-        return [prefix + raw[i : i + 4] for i in range(0, len(raw), 4)]
+def _key_values(column: pa.Array, value_type: ValueType) -> Ragged:
+    if value_type in (ValueType.INT64, ValueType.INT32):
+        kind, width = ("<i8", 8) if value_type == ValueType.INT64 else ("<i4", 4)
+        numbers = column.to_numpy(zero_copy_only=False).astype(kind).view(np.uint8).reshape(-1, width)
+        head = np.frombuffer(struct.pack("<II", value_type.value, width), np.uint8)
+        return Ragged.fixed(np.hstack([np.broadcast_to(head, (len(numbers), len(head))), numbers]))
     if value_type == ValueType.STRING:
-        return [struct.pack("<II", ValueType.STRING.value, len(b := s.encode())) + b for s in column.to_pylist()]
+        return Ragged.from_list(
+            [struct.pack("<II", ValueType.STRING.value, len(b := s.encode())) + b for s in column.to_pylist()]
+        )
     raise KeyError(value_type)
 
 

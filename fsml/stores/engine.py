@@ -4,10 +4,12 @@ Feast's local engine reads the range, keeps the newest row per entity, then conv
 to a protobuf object and writes row by row (about 10,000 entity rows/s on two cores). Here the
 same rows are selected by one DuckDB query (rows with ``start <= event time <= end``, the newest
 per entity by event then created time, as Feast does), streamed in batches so memory stays
-bounded, encoded a column at a time (``fsml.stores.encoding``) and written with two pipelined
-round trips per batch. Like Feast's Redis store, a row older than (or as old as) what Redis
-already holds for that entity is not written. The keys and values are byte for byte Feast's, so
-stock ``get_online_features`` reads them; a test compares whole Redis contents.
+bounded, encoded a column at a time (``fsml.stores.encoding``) and written as Redis protocol
+assembled with NumPy (``fsml.stores.ragged``): two round trips per batch, one reading the times
+Redis holds, one writing. Like Feast's Redis store, a row older than (or as old as) what Redis
+already holds for that entity is not written, unless ``skip_dedup`` is set. The keys and values
+are byte for byte Feast's, so stock ``get_online_features`` reads them; a test compares whole
+Redis contents.
 
 Views this path does not cover (non-file sources, field mappings, other online stores, types
 without a column encoder) are materialized by Feast's local engine unchanged.
@@ -16,19 +18,24 @@ without a column encoder) are materialized by Feast's local engine unchanged.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Any, Literal
 
 import duckdb
+import hiredis
+import numpy as np
 import pyarrow as pa
 from feast.infra.common.materialization_job import MaterializationJobStatus, MaterializationTask
 from feast.infra.compute_engines.local.compute import LocalComputeEngine, LocalComputeEngineConfig
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.online_stores.helpers import _mmh3
-from feast.infra.online_stores.redis import RedisOnlineStore
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, encode_timestamps, encode_values, entity_keys
+from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
+from fsml.stores.ragged import Ragged, command, concat
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +54,11 @@ def _value_type(field: Any) -> Any:
     return field.dtype.to_value_type()
 
 
-def covered(view: Any, online_store: Any) -> bool:
+def covered(view: Any, online_store: Any, config: Any) -> bool:
     source = view.batch_source
     if not isinstance(online_store, RedisOnlineStore) or not isinstance(source, FileSource):
+        return False
+    if config.online_store.redis_type != RedisType.redis:  # cluster and sentinel: Feast's own path
         return False
     if source.field_mapping or "://" in str(source.path):
         return False
@@ -61,7 +70,11 @@ def covered(view: Any, online_store: Any) -> bool:
 class FsmlComputeEngine(LocalComputeEngine):
     def _materialize_one(self, registry: Any, task: MaterializationTask, **kwargs: Any) -> LocalMaterializationJob:
         view = task.feature_view
-        if not covered(view, self.online_store) or not task.only_latest or task.disable_event_timestamp:
+        if (
+            not covered(view, self.online_store, self.repo_config)
+            or not task.only_latest
+            or task.disable_event_timestamp
+        ):
             return super()._materialize_one(registry, task, **kwargs)
         job_id = f"{view.name}-{task.start_time}-{task.end_time}"
         try:
@@ -92,38 +105,127 @@ def latest_rows(view: Any, repo_path: str, start: Any, end: Any) -> duckdb.DuckD
 
 def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: Any, end: Any) -> int:
     client = online_store._get_client(config.online_store)
-    cursor = latest_rows(view, str(config.repo_path or ""), start, end)
-    reader = cursor.to_arrow_reader(BATCH_ROWS)
-    name = view.name
+    reader = latest_rows(view, str(config.repo_path or ""), start, end).to_arrow_reader(BATCH_ROWS)
+    name = _versioned_fv_name(view, config)
     fields = [_mmh3(f"{name}:{f.name}") for f in view.features]
     ts_field = f"_ts:{name}".encode()
     keys = [c.name for c in view.entity_columns]
     key_types = [_value_type(c) for c in view.entity_columns]
-    expiry = config.online_store.key_ttl_seconds
+    store_config = config.online_store
+    connection = client.connection_pool.make_connection()  # AUTH, SELECT and TLS as the client's
+    connection.connect()
+    writer = _BulkWriter(connection)
     written = 0
-    for batch in reader:
-        table = pa.Table.from_batches([batch])
-        redis_keys = entity_keys(keys, key_types, [table[k].combine_chunks() for k in keys], config.project)
-        values = [encode_values(table[f.name], _value_type(f)) for f in view.features]
-        stamps = table[view.batch_source.timestamp_field]
-        encoded_ts = encode_timestamps(stamps)
-        new_ns = stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() * 1000
-        with client.pipeline(transaction=False) as pipe:
-            for key in redis_keys:
-                pipe.hget(key, ts_field)
-            previous = pipe.execute()
-        with client.pipeline(transaction=False) as pipe:
-            for i, key in enumerate(redis_keys):
-                if previous[i] is not None and _nanos(previous[i]) >= new_ns[i]:
-                    continue  # Redis already holds this row or a newer one
-                mapping = {ts_field: encoded_ts[i]}
-                mapping.update(zip(fields, (column[i] for column in values), strict=True))
-                pipe.hset(key, mapping=mapping)
-                if expiry:
-                    pipe.expire(key, expiry)
-                written += 1
-            pipe.execute()
+    try:
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            rows = table.num_rows
+            redis_keys = key_column(keys, key_types, [table[k].combine_chunks() for k in keys], config.project)
+            stamps = table[view.batch_source.timestamp_field]
+            if not store_config.skip_dedup:
+                writer.send(command([b"HGET", redis_keys, ts_field], rows).tobytes(), 0)
+            # encoded while Redis works on what was sent; rows it already holds newer are dropped below
+            arguments: list[bytes | Ragged] = [b"HSET", redis_keys, ts_field, timestamp_column(stamps)]
+            for field, feature in zip(fields, view.features, strict=True):
+                arguments += [field, value_column(table[feature.name], _value_type(feature))]
+            commands = [command(arguments, rows)]
+            if store_config.key_ttl_seconds:
+                commands.append(command([b"EXPIRE", redis_keys, str(store_config.key_ttl_seconds).encode()], rows))
+            per_row = concat(commands) if len(commands) > 1 else commands[0]
+            if not store_config.skip_dedup:
+                newer = _newer(writer.receive(rows), stamps)
+                per_row = per_row if newer.all() else per_row.keep(newer)
+            writer.send(per_row.tobytes(), per_row.rows * len(commands))
+            written += per_row.rows
+        writer.receive(0)
+    finally:
+        writer.close()
+        connection.disconnect()
     return written
+
+
+class _BulkWriter:
+    """Pipelined commands sent as raw protocol; a Redis error in any reply raises. Redis's guide
+    to mass insertion does the same (``redis-cli --pipe``): redis-py would pack and parse each
+    command in Python, most of the time at this volume.
+
+    A thread sends (``sendall`` waits while Redis works through the commands), so the next batch
+    is encoded meanwhile. Replies of writes (single-line integers or errors) are counted on the
+    raw bytes before the replies of the next read, which hiredis parses.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.sock = connection._sock
+        self.parser = hiredis.Reader()
+        self.buffer = b""
+        self.unread = 0  # replies of writes not read yet
+        self.outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._send_loop, name="fsml-bulk-send", daemon=True)
+        self.thread.start()
+
+    def _send_loop(self) -> None:
+        while (payload := self.outbox.get()) is not None:
+            if self.failure is None:
+                try:
+                    self.sock.sendall(payload)
+                except BaseException as exc:  # reported to the caller by receive()
+                    self.failure = exc
+
+    def send(self, payload: bytes, write_replies: int) -> None:
+        self.outbox.put(payload)
+        self.unread += write_replies
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.thread.join()
+
+    def _recv(self) -> bytes:
+        if self.failure is not None:
+            raise self.failure
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("Redis closed the connection during a bulk write")
+        return data
+
+    def _skip_write_replies(self) -> None:
+        while self.unread:
+            if not self.buffer:
+                self.buffer = self._recv()
+            ends = np.flatnonzero(np.frombuffer(self.buffer, np.uint8) == 10)
+            if not len(ends):
+                self.buffer += self._recv()
+                continue
+            taken = min(self.unread, len(ends))
+            lines, self.buffer = self.buffer[: ends[taken - 1] + 1], self.buffer[ends[taken - 1] + 1 :]
+            if lines.startswith(b"-") or b"\n-" in lines:
+                error = lines[lines.index(b"-") if lines.startswith(b"-") else lines.index(b"\n-") + 1 :]
+                raise hiredis.ReplyError(error.split(b"\r\n", 1)[0][1:].decode(errors="replace"))
+            self.unread -= taken
+
+    def receive(self, replies: int) -> list[Any]:
+        """Check the pending write replies, then return the next ``replies`` replies."""
+        self._skip_write_replies()
+        self.parser.feed(self.buffer)
+        self.buffer = b""
+        out: list[Any] = []
+        while len(out) < replies:
+            reply = self.parser.gets()
+            if reply is False:
+                self.parser.feed(self._recv())
+            elif isinstance(reply, hiredis.ReplyError):
+                raise reply
+            else:
+                out.append(reply)
+        return out
+
+
+def _newer(held: list[bytes | None], stamps: pa.ChunkedArray) -> np.ndarray:
+    """Which rows are newer than the event time Redis holds, compared as Feast does: in
+    nanoseconds, a missing (or zero) time being older than anything."""
+    new = stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() * 1000
+    before = np.fromiter((_nanos(raw) if raw else 0 for raw in held), np.int64, len(held))
+    return (before == 0) | (new > before)
 
 
 def _nanos(raw: bytes) -> int:
