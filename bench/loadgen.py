@@ -18,6 +18,7 @@ def wrk(
     customers: int,
     merchants: int,
     refs: str = "[]",
+    stamp: str | None = None,
 ) -> dict[str, float]:
     """Closed-loop load at saturation with ``connections`` connections; returns the summary."""
     binary = shutil.which("wrk")
@@ -39,6 +40,7 @@ def wrk(
         str(customers),
         str(merchants),
         refs,
+        *([stamp] if stamp else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)

@@ -11,6 +11,7 @@ both.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from bench.repo import DAYS, ENTITIES, REFS, START, build_table, store
 
 DATABASES = {"stock": 1, "fsml": 2, "raw": 3}
 WINDOW = (START - timedelta(days=1), START + timedelta(days=DAYS + 1))
+
+log = logging.getLogger(__name__)
 
 
 def _url(base: str, db: int) -> str:
@@ -69,7 +72,7 @@ def _online_reads_agree(home: Path, base_url: str, sample: int = 2_000) -> bool:
     return answers[0] == answers[1]
 
 
-def run(home: Path, redis_url: str, repeats: int = 5, log: Any = print) -> dict[str, Any]:
+def run(home: Path, redis_url: str, repeats: int = 5) -> dict[str, Any]:
     build_table(home)
     results: dict[str, Any] = {}
     clients = {kind: redis.Redis.from_url(_url(redis_url, db)) for kind, db in DATABASES.items()}
@@ -78,12 +81,12 @@ def run(home: Path, redis_url: str, repeats: int = 5, log: Any = print) -> dict[
         times = [_timed_materialize(feature_store, clients[kind]) for _ in range(repeats)]
         keys = clients[kind].dbsize()
         results[kind] = {"seconds": median(times), "runs": times, "keys": keys, "rows_per_s": keys / median(times)}
-        log(f"materialization, {kind}: {keys / median(times):,.0f} entity rows/s ({median(times):.2f} s)")
+        log.info(f"materialization, {kind}: {keys / median(times):,.0f} entity rows/s ({median(times):.2f} s)")
     written = {kind: _hashes(clients[kind]) for kind in ("stock", "fsml")}
     times = [_raw_floor(written["stock"], clients["raw"]) for _ in range(repeats)]
     keys = len(written["stock"])
     results["raw"] = {"seconds": median(times), "runs": times, "keys": keys, "rows_per_s": keys / median(times)}
-    log(f"materialization, raw pipelined HSET: {keys / median(times):,.0f} keys/s")
+    log.info(f"materialization, raw pipelined HSET: {keys / median(times):,.0f} keys/s")
     results["summary"] = {
         "speedup_vs_stock": results["stock"]["seconds"] / results["fsml"]["seconds"],
         "ratio_to_raw_floor": results["fsml"]["seconds"] / results["raw"]["seconds"],

@@ -11,6 +11,7 @@ fsml and stock Feast return the same values.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import pandas as pd
 from bench.repo import REFS, build_table, entity_frame, store, table_path
 
 FEATURE_COLUMNS = [r.split(":")[1] for r in REFS]
+
+log = logging.getLogger(__name__)
 
 
 def _asof(entities: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -78,7 +81,7 @@ def worker(method: str, rows: int, repeats: int, home: Path, redis_url: str) -> 
     }
 
 
-def run(home: Path, redis_url: str, sizes: dict[int, int], log: Any = print) -> dict[str, Any]:
+def run(home: Path, redis_url: str, sizes: dict[int, int]) -> dict[str, Any]:
     """``sizes``: entity rows -> repeats."""
     build_table(home)
     results: dict[str, Any] = {}
@@ -92,9 +95,8 @@ def run(home: Path, redis_url: str, sizes: dict[int, int], log: Any = print) -> 
             )
             measured = json.loads(done.stdout.strip().splitlines()[-1])
             results[f"{method}_{rows}"] = measured
-            log(
-                f"training set {rows:,} rows, {method}: {measured['seconds']:.2f} s, peak {measured['peak_rss_mb']:.0f} MB"
-            )
+            seconds, peak = measured["seconds"], measured["peak_rss_mb"]
+            log.info(f"training set {rows:,} rows, {method}: {seconds:.2f} s, peak {peak:.0f} MB")
         fsml_, stock = results[f"fsml_{rows}"], results[f"stock_{rows}"]
         results[f"summary_{rows}"] = {
             "speedup_vs_stock": stock["seconds"] / fsml_["seconds"],

@@ -58,6 +58,20 @@ def test_feature_values_on_request(api: httpx.Client, champion: Champion) -> Non
     assert values["transaction_context__txn_amount"] == 42.5 and values["transaction_context__hour_of_day"] == 0
 
 
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/predict/batch"])
+def test_fast_path_answers_as_the_fastapi_routes(api: httpx.Client, path: str) -> None:
+    """Requests without a query string are answered by serving.fastpath, the others by the
+    FastAPI routes: the same bodies get the same answers and the same errors from both."""
+    rows = [_body(transaction_id=i, customer_id=i * 7, merchant_id=i % 30 + 1) for i in range(1, 4)]
+    rows.append(_body(transaction_id=9, customer_id=99_999_999))  # missing features
+    bodies = [rows[0], {**rows[0], "amount": "x"}, {"customer_id": 3}] if path == "/v1/predict" else [{"rows": rows}]
+    for body in bodies:
+        fast = api.post(path, json=body)
+        routed = api.post(path + "?include_values=false", json=body)
+        assert fast.status_code == routed.status_code, (fast.text, routed.text)
+        assert fast.json() == routed.json()
+
+
 def test_unknown_customer_is_scored_with_missing_features(api: httpx.Client) -> None:
     data = api.post("/v1/predict", json=_body(customer_id=99_999_999)).json()
     assert 0 < data["score"] < 1

@@ -79,7 +79,7 @@ def _objects(data: Path) -> list:
     return [user, shop, stats, pairs]
 
 
-def _store(home: Path, url: str, engine: str, objects: list):
+def _store(home: Path, url: str, engine: str, objects: list, key_ttl: int | None = None):
     from feast import FeatureStore, RepoConfig
 
     home.mkdir()
@@ -90,7 +90,11 @@ def _store(home: Path, url: str, engine: str, objects: list):
         repo_path=str(home),
         offline_store={"type": "duckdb"},
         batch_engine={"type": engine},
-        online_store={"type": "fsml.stores.redis.RedisOnlineStore", "connection_string": url},
+        online_store={
+            "type": "fsml.stores.redis.RedisOnlineStore",
+            "connection_string": url,
+            "key_ttl_seconds": key_ttl,
+        },
         entity_key_serialization_version=3,
     )
     store = FeatureStore(config=config)
@@ -103,7 +107,15 @@ def _dump(url: str) -> dict:
     return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
 
 
-def test_fast_engine_writes_what_stock_feast_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("batch_rows", "key_ttl"), [(20_000, None), (301, 3600)])
+def test_fast_engine_writes_what_stock_feast_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int, key_ttl: int | None
+) -> None:
+    """One batch, and many small ones (replies of one batch's writes read before the next
+    batch's reads) with key expiry."""
+    from fsml.stores import engine as fast_engine
+
+    monkeypatch.setattr(fast_engine, "BATCH_ROWS", batch_rows)
     rng = np.random.default_rng(5)
     data = tmp_path / "data"
     data.mkdir()
@@ -114,16 +126,40 @@ def test_fast_engine_writes_what_stock_feast_writes(tmp_path: Path) -> None:
         stores = {}
         for db, engine in ((1, "local"), (2, "fsml.stores.engine.FsmlComputeEngine")):
             url = f"{server.url[:-1]}{db}"
-            store = _store(tmp_path / str(db), url, engine, objects)
+            store = _store(tmp_path / str(db), url, engine, objects, key_ttl)
             # a middle range first, then an earlier one (older rows must not overwrite), then the rest
             for lo, hi in ((1, 2), (0, 1.5), (0, 3)):
                 store.materialize(START + timedelta(days=lo), START + timedelta(days=hi))
             stores[db] = (store, url)
         stock, fast = _dump(stores[1][1]), _dump(stores[2][1])
         assert len(stock) > 400 and fast == stock
+        for _, url in stores.values():
+            client = redis.Redis.from_url(url)
+            ttls = {client.ttl(key) for key in client.scan_iter(count=1000)}
+            assert ttls == {-1} if key_ttl is None else all(0 < t <= key_ttl for t in ttls)
         rows = [{"user_id": u, "shop": "s1"} for u in range(-5, 60)]
         features = ["stats:a", "stats:b", "stats:c", "stats:d", "stats:flag", "stats:small", "pairs:e"]
         online = [s.get_online_features(features=features, entity_rows=rows).to_dict() for s, _ in stores.values()]
         assert online[0] == online[1]
+    finally:
+        server.stop()
+
+
+def test_a_redis_error_fails_the_materialization(tmp_path: Path) -> None:
+    """An error reply in the middle of a bulk write is raised, not dropped."""
+    rng = np.random.default_rng(6)
+    data = tmp_path / "data"
+    data.mkdir()
+    _tables(data, rng)
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        store = _store(tmp_path / "fast", server.url, "fsml.stores.engine.FsmlComputeEngine", _objects(data))
+        store.materialize(START, START + timedelta(days=1))
+        client = redis.Redis.from_url(server.url)
+        victim = next(iter(client.scan_iter(count=1000)))
+        client.delete(victim)
+        client.set(victim, b"not a hash")
+        with pytest.raises(Exception, match="WRONGTYPE"):
+            store.materialize(START, START + timedelta(days=3))
     finally:
         server.stop()
