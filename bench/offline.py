@@ -53,6 +53,15 @@ def _digest(frame: pd.DataFrame) -> str:
     return str(int(pd.util.hash_pandas_object(ordered, index=False).sum()))
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries that over
+    from the parent across fork and exec, so a child would report the harness's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(method: str, rows: int, repeats: int, home: Path, redis_url: str) -> dict[str, Any]:
     entities = entity_frame(rows)
     if method == "asof":
@@ -61,7 +70,7 @@ def worker(method: str, rows: int, repeats: int, home: Path, redis_url: str) -> 
     else:
         feature_store = store(home, method, redis_url)
         run = lambda frame: feature_store.get_historical_features(entity_df=frame, features=REFS).to_df()  # noqa: E731
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _peak_rss_mb()
     times, result = [], None
     for _ in range(repeats):
         frame = entities.copy()  # stock Feast may modify the frame it is given: each run gets its own
@@ -74,7 +83,7 @@ def worker(method: str, rows: int, repeats: int, home: Path, redis_url: str) -> 
         "rows": rows,
         "seconds": median(times),
         "runs": times,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
         "baseline_rss_mb": baseline,
         "digest": _digest(result) if method != "asof" else None,
         "rows_out": len(result),

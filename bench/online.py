@@ -105,7 +105,32 @@ def openload(binary: Path, url: str, rate: int, seconds: float, world: BenchWorl
     return json.loads(line.removeprefix("OPENLOAD_JSON "))
 
 
-def floor(world: BenchWorld, requests: int = 20_000) -> dict[str, Any]:
+class HelloServer:
+    """``bench/hello.py``: an HTTP server that does no work, run as ``fsml serve`` runs."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> HelloServer:
+        self._process = subprocess.Popen([sys.executable, "-m", "bench.hello", str(self.port)])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.post(self.url + "/v1/predict", json={}, timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("bench.hello did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+
+
+def floor(world: BenchWorld, requests: int = 5_000) -> dict[str, Any]:
     """redis-py (hiredis parser) pipelined HMGETs of the model's features, then LightGBM's
     ``Booster.predict`` on one row with one thread: the least any service can do per request."""
     import redis
@@ -181,10 +206,16 @@ def run(world: BenchWorld, seconds: float = 5.0, repeats: int = 5, workers: int 
             return {**measured, "rps": measured["achieved_rps"]}
 
         measure("fsml_predict_1000rps", fixed, offered_rps=1000)
+        with HelloServer() as hello:
+
+            def fixed_hello(s: float) -> dict[str, Any]:
+                measured = openload(binary, hello.url, 1000, s, world, stamp)
+                return {**measured, "rps": measured["achieved_rps"]}
+
+            measure("hello_1000rps", fixed_hello, offered_rps=1000)
         for connections in (1, 8, 32):
             measure(f"fsml_predict_c{connections}", load(server.url, "predict", connections), connections=connections)
-        for connections in (1, 8):
-            measure(f"fsml_batch100_c{connections}", load(server.url, "batch", connections), connections=connections)
+        measure("fsml_batch100_c8", load(server.url, "batch", 8), connections=8)
         results["fsml_predict_sample"] = check.json()
     with FeastServer(world) as feast:
         sample = httpx.post(
@@ -206,6 +237,7 @@ def run(world: BenchWorld, seconds: float = 5.0, repeats: int = 5, workers: int 
             c: results[f"fsml_predict_c{c}"]["rps"] / results[f"feast_serve_c{c}"]["rps"] for c in (1, 8, 32)
         },
         "p99_ms_at_1000rps": results["fsml_predict_1000rps"]["p99_ms"],
+        "hello_p99_ms_at_1000rps": results["hello_1000rps"]["p99_ms"],
         "batch100_rows_per_s": results["fsml_batch100_c8"]["rps"] * 100,
     }
     return results

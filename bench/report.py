@@ -59,6 +59,7 @@ def targets(parts: dict[str, Any]) -> list[list[str]]:
 def _online(online: dict[str, Any]) -> str:
     names = [
         ("fsml_predict_1000rps", "fsml /v1/predict, fixed 1,000 req/s offered (open loop)"),
+        ("hello_1000rps", "an HTTP server doing nothing (bench/hello.py), fixed 1,000 req/s"),
         ("fsml_predict_c1", "fsml /v1/predict, 1 connection"),
         ("fsml_predict_c8", "fsml /v1/predict, 8 connections"),
         ("fsml_predict_c32", "fsml /v1/predict, 32 connections"),

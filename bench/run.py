@@ -53,7 +53,7 @@ def main(
     try:
         from bench import batch, drift, materialize, offline, online
 
-        part("online", lambda: online.run(world, seconds=1 if quick else 4, repeats=repeats))
+        part("online", lambda: online.run(world, seconds=1 if quick else 3, repeats=repeats))
         part("batch", lambda: batch.run(world, repeats=repeats))
         part("materialize", lambda: materialize.run(home, world.redis.url, repeats=repeats))
         sizes = {10_000: 1, 100_000: 1} if quick else {100_000: 5, 1_000_000: 5, 10_000_000: 5}
