@@ -30,6 +30,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig as _FeastDuckDBConfig
@@ -38,6 +39,8 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 
 log = logging.getLogger(__name__)
+
+FRESH = "__fsml_fresh_"
 
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
@@ -135,7 +138,7 @@ class AsofRetrievalJob(RetrievalJob):
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         con.register("fsml_entities", pa.Table.from_pandas(self.entity_df, preserve_index=False))
-        return con.sql(self.query(list(self.entity_df.columns))).to_arrow_table()
+        return self._expire(con.sql(self.query(list(self.entity_df.columns))).to_arrow_table())
 
     def query(self, entity_columns: list[str]) -> str:
         ts = _quote(self.timestamp_column)
@@ -153,14 +156,27 @@ class AsofRetrievalJob(RetrievalJob):
             on = " AND ".join(f"e.{_quote(entity_col)} = {alias}.{_quote(table_col)}" for table_col, entity_col in keys)
             at = f"e.__fsml_pair >= {alias}.__fsml_pair" if paired else f"e.__fsml_ts >= {alias}.__fsml_event"
             joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND {at}")
-            for feature, name in zip(features, names, strict=True):
-                column = f"{alias}.{_quote(feature)}"
-                selected.append(
-                    f"{column} AS {_quote(name)}"
-                    if _ttl_micros(view.ttl) is None
-                    else f"CASE WHEN e.__fsml_ts <= {alias}.__fsml_expires THEN {column} END AS {_quote(name)}"
-                )
+            selected += [f"{alias}.{_quote(f)} AS {_quote(n)}" for f, n in zip(features, names, strict=True)]
+            if _ttl_micros(view.ttl) is not None:
+                selected.append(f"e.__fsml_ts <= {alias}.__fsml_expires AS {FRESH}{index}")
         return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM e {' '.join(joins)}"
+
+    def _expire(self, table: pa.Table) -> pa.Table:
+        """Null the features of rows older than their view's TTL, then drop the freshness columns.
+
+        One comparison per row and view in SQL, then each feature's validity bitmap is ANDed
+        with it: a ``CASE`` per feature column in SQL copied every value (80 ms at 1M rows).
+        """
+        for index, (_, _, names) in enumerate(self.views):
+            flag = f"{FRESH}{index}"
+            if flag not in table.column_names:
+                continue
+            fresh = table[flag]
+            for name in names:
+                position = table.column_names.index(name)
+                table = table.set_column(position, name, _null_unless(table[name], fresh))
+            table = table.drop_columns([flag])
+        return table
 
     def _view_rows(self, view: Any, features: list[str]) -> tuple[str, bool]:
         """The view's rows for the join, and whether they are keyed by (event, created).
@@ -242,6 +258,24 @@ def _join_keys(view: Any) -> list[tuple[str, str]]:
     """(column in the feature table, column in the entity frame) per join key."""
     mapping = view.projection.join_key_map or {c.name: c.name for c in view.entity_columns}
     return list(mapping.items())
+
+
+def _null_unless(column: pa.ChunkedArray, keep: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``column`` with nulls where ``keep`` is not true. For flat types with no offset the values
+    stay in place and only the validity bitmap is replaced; other types are copied."""
+    if [len(c) for c in column.chunks] != [len(c) for c in keep.chunks]:
+        column, keep = column.combine_chunks(), keep.combine_chunks()
+        column, keep = pa.chunked_array([column]), pa.chunked_array([keep])
+    chunks = []
+    for values, ok in zip(column.chunks, keep.chunks, strict=True):
+        valid = pc.fill_null(pc.and_(ok, pc.is_valid(values)), False)
+        flat = pa.types.is_primitive(values.type) or pa.types.is_string(values.type) or pa.types.is_binary(values.type)
+        if flat and values.offset == 0 and valid.offset == 0 and len(values):
+            buffers = values.buffers()
+            chunks.append(pa.Array.from_buffers(values.type, len(values), [valid.buffers()[1], *buffers[1:]]))
+        else:
+            chunks.append(pc.if_else(valid, values, pa.scalar(None, values.type)))
+    return pa.chunked_array(chunks, type=column.type)
 
 
 def _ttl_micros(ttl: timedelta | None) -> int | None:
