@@ -1,18 +1,17 @@
 """Training-set build: fsml's ASOF store against stock Feast's get_historical_features, with a
 plain DuckDB ASOF LEFT JOIN (no TTL, no created-timestamp tie-break) as the floor.
 
-Each (method, size) runs in its own process: the timings are medians of its repeats and its
-peak resident memory is that process's. A content hash of the result (sorted by row) shows that
-fsml and stock Feast return the same values.
+Each size runs in its own process, the three methods interleaved (see ``worker``); timings are
+medians of the repeats. A content hash of the result (sorted by row) shows that fsml and stock
+Feast return the same values.
 
-    python -m bench.offline METHOD ROWS REPEATS HOME REDIS_URL   (one worker, prints JSON)
+    python -m bench.offline ROWS REPEATS HOME REDIS_URL   (one worker, prints JSON)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import resource
 import subprocess
 import sys
 import time
@@ -53,59 +52,73 @@ def _digest(frame: pd.DataFrame) -> str:
     return str(int(pd.util.hash_pandas_object(ordered, index=False).sum()))
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries that over
-    from the parent across fork and exec, so a child would report the harness's peak."""
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    raise KeyError(field)
 
 
-def worker(method: str, rows: int, repeats: int, home: Path, redis_url: str) -> dict[str, Any]:
+def _reset_peak() -> None:
+    """Start a new high-water mark of resident memory (Linux: ``clear_refs`` 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def worker(rows: int, repeats: int, home: Path, redis_url: str) -> dict[str, Any]:
+    """All three methods in one process, interleaved: repeat ``r`` runs them in an order rotated
+    by ``r``, so a slow spell of the machine falls on all three alike. Memory is the peak
+    resident size during a call above the size when it started (the entity frame excluded)."""
+    import gc
+
+    import pyarrow as pa
+
     entities = entity_frame(rows)
-    if method == "asof":
-        path = table_path(home)
-        run = lambda frame: _asof(frame, path)  # noqa: E731
-    else:
-        feature_store = store(home, method, redis_url)
-        run = lambda frame: feature_store.get_historical_features(entity_df=frame, features=REFS).to_df()  # noqa: E731
-    baseline = _peak_rss_mb()
-    times, result = [], None
-    for _ in range(repeats):
-        frame = entities.copy()  # stock Feast may modify the frame it is given: each run gets its own
-        result = None  # the previous result is freed before the next run, as in a fresh call
-        began = time.perf_counter()
-        result = run(frame)
-        times.append(time.perf_counter() - began)
-    return {
-        "method": method,
-        "rows": rows,
-        "seconds": median(times),
-        "runs": times,
-        "peak_rss_mb": _peak_rss_mb(),
-        "baseline_rss_mb": baseline,
-        "digest": _digest(result) if method != "asof" else None,
-        "rows_out": len(result),
+    path = table_path(home)
+    stores = {kind: store(home, kind, redis_url) for kind in ("fsml", "stock")}
+    calls = {
+        "asof": lambda frame: _asof(frame, path),
+        **{
+            kind: (lambda frame, s=s: s.get_historical_features(entity_df=frame, features=REFS).to_df())
+            for kind, s in stores.items()
+        },
     }
+    methods = list(calls)
+    out: dict[str, dict[str, Any]] = {m: {"method": m, "rows": rows, "runs": [], "peak_mb": 0.0} for m in methods}
+    for repeat in range(repeats):
+        for method in methods[repeat % 3 :] + methods[: repeat % 3]:
+            frame = entities.copy()  # stock Feast may modify the frame it is given: each run gets its own
+            gc.collect()
+            pa.default_memory_pool().release_unused()
+            start = _status_mb("VmRSS")
+            _reset_peak()
+            began = time.perf_counter()
+            result = calls[method](frame)
+            out[method]["runs"].append(time.perf_counter() - began)
+            out[method]["peak_mb"] = max(out[method]["peak_mb"], _status_mb("VmHWM") - start)
+            if repeat == 0:
+                out[method]["rows_out"] = len(result)
+                out[method]["digest"] = _digest(result) if method != "asof" else None
+            del result, frame
+    for measured in out.values():
+        measured["seconds"] = median(measured["runs"])
+    return out
 
 
 def run(home: Path, redis_url: str, sizes: dict[int, int]) -> dict[str, Any]:
-    """``sizes``: entity rows -> repeats."""
+    """``sizes``: entity rows -> repeats. One worker process per size."""
     build_table(home)
     results: dict[str, Any] = {}
     for rows, repeats in sizes.items():
-        for method in ("asof", "fsml", "stock"):
-            done = subprocess.run(
-                [sys.executable, "-m", "bench.offline", method, str(rows), str(repeats), str(home), redis_url],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            measured = json.loads(done.stdout.strip().splitlines()[-1])
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.offline", str(rows), str(repeats), str(home), redis_url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for method, measured in json.loads(done.stdout.strip().splitlines()[-1]).items():
             results[f"{method}_{rows}"] = measured
-            seconds, peak = measured["seconds"], measured["peak_rss_mb"]
-            log.info(f"training set {rows:,} rows, {method}: {seconds:.2f} s, peak {peak:.0f} MB")
+            seconds, peak = measured["seconds"], measured["peak_mb"]
+            log.info(f"training set {rows:,} rows, {method}: {seconds:.2f} s, peak +{peak:.0f} MB")
         fsml_, stock = results[f"fsml_{rows}"], results[f"stock_{rows}"]
         results[f"summary_{rows}"] = {
             "speedup_vs_stock": stock["seconds"] / fsml_["seconds"],
@@ -116,5 +129,5 @@ def run(home: Path, redis_url: str, sizes: dict[int, int]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    method, rows, repeats, home, redis_url = sys.argv[1:6]
-    print(json.dumps(worker(method, int(rows), int(repeats), Path(home), redis_url)))
+    rows, repeats, home, redis_url = sys.argv[1:5]
+    print(json.dumps(worker(int(rows), int(repeats), Path(home), redis_url)))
