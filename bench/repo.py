@@ -26,6 +26,7 @@ KINDS = {
         "offline_store": {"type": "fsml.stores.duckdb.DuckDBOfflineStore"},
         "batch_engine": {"type": "fsml.stores.engine.FsmlComputeEngine"},
         "online_store": "fsml.stores.redis.RedisOnlineStore",
+        "coerce_tz_aware": False,  # as in feature_repo/feature_store.yaml: the store does it, without a copy
     },
 }
 

@@ -83,6 +83,7 @@ def _store(home: Path, offline: str, objects: list):
         offline_store={"type": offline},
         online_store={"type": "sqlite", "path": str(home / "online.db")},
         entity_key_serialization_version=3,
+        coerce_tz_aware=offline == "duckdb",  # fsml's store does Feast's coercion itself (no copy)
     )
     store = FeatureStore(config=config)
     store.apply(objects)
@@ -173,6 +174,9 @@ def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
     assert not _unique_events(str(data / "user_stats.parquet"), ("user_id",), "ts")
     assert _unique_events(str(data / "item_stats.parquet"), ("item_id",), "ts")
     full = seed == 1
+    if seed == 2:  # naive times are UTC, and another time column is made UTC as Feast does
+        entities["event_timestamp"] = entities["event_timestamp"].dt.tz_localize(None)
+        entities["seen_at"] = entities["event_timestamp"].dt.tz_localize("UTC").dt.tz_convert("Europe/Paris")
     results = {}
     for offline in ("duckdb", "fsml.stores.duckdb.DuckDBOfflineStore"):
         store = _store(tmp_path / offline.split(".")[-1], offline, objects)
@@ -198,7 +202,11 @@ def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path) -> None:
     spec = describe_service(fast, "fraud_model_v1")
     yaml = (world.settings.feature_repo / "feature_store.yaml").read_text()
     stock_yaml = tmp_path / "feature_store.yaml"
-    stock_yaml.write_text(yaml.replace("type: fsml.stores.duckdb.DuckDBOfflineStore", "type: duckdb"))
+    stock_yaml.write_text(
+        yaml.replace("type: fsml.stores.duckdb.DuckDBOfflineStore", "type: duckdb").replace(
+            "coerce_tz_aware: false", "coerce_tz_aware: true"
+        )
+    )
     stock = FeatureStore(repo_path=str(world.settings.feature_repo), fs_yaml_file=stock_yaml)
     entities = entity_rows(spec, AS_OF - timedelta(days=25), AS_OF, AS_OF)
     ours, theirs = labelled_features(fast, spec, entities), labelled_features(stock, spec, entities)
