@@ -102,7 +102,8 @@ def openload(binary: Path, url: str, rate: int, seconds: float, world: BenchWorl
     line = next((x for x in done.stdout.splitlines() if x.startswith("OPENLOAD_JSON ")), None)
     if line is None:
         raise RuntimeError(f"openload gave no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
-    return json.loads(line.removeprefix("OPENLOAD_JSON "))
+    measured = json.loads(line.removeprefix("OPENLOAD_JSON "))
+    return {**measured, "rps": measured["achieved_rps"]}
 
 
 class HelloServer:
@@ -195,24 +196,19 @@ def run(world: BenchWorld, seconds: float = 5.0, repeats: int = 5, workers: int 
         return lambda s: wrk(url, mode, connections, s, customers, merchants, refs, stamp)
 
     binary = openload_binary(world.settings.home)
+
+    def fixed_rate(url: str) -> Callable[[float], dict[str, Any]]:
+        return lambda s: openload(binary, url, 1000, s, world, stamp)
+
     settings = world.settings.model_copy(update={"reload_poll_seconds": 0.0})
     with ServerProcess(settings, workers=workers) as server:
         check = httpx.post(server.url + "/v1/predict", json={"customer_id": 1, "merchant_id": 1, "amount": 5.0,
                                                                "timestamp": stamp}, timeout=10)  # fmt: skip
         check.raise_for_status()
 
-        def fixed(s: float) -> dict[str, Any]:
-            measured = openload(binary, server.url, 1000, s, world, stamp)
-            return {**measured, "rps": measured["achieved_rps"]}
-
-        measure("fsml_predict_1000rps", fixed, offered_rps=1000)
+        measure("fsml_predict_1000rps", fixed_rate(server.url), offered_rps=1000)
         with HelloServer() as hello:
-
-            def fixed_hello(s: float) -> dict[str, Any]:
-                measured = openload(binary, hello.url, 1000, s, world, stamp)
-                return {**measured, "rps": measured["achieved_rps"]}
-
-            measure("hello_1000rps", fixed_hello, offered_rps=1000)
+            measure("hello_1000rps", fixed_rate(hello.url), offered_rps=1000)
         for connections in (1, 8, 32):
             measure(f"fsml_predict_c{connections}", load(server.url, "predict", connections), connections=connections)
         measure("fsml_batch100_c8", load(server.url, "batch", 8), connections=8)

@@ -32,13 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def champion(settings: Settings) -> ModelBundle:
-    client = registry.client(settings, create=False)
-    name = settings.model_name(settings.feature_service)
-    version = registry.version_by_alias(client, name, registry.CHAMPION)
-    if version is None:
-        raise FsmlError(f"model {name!r} has no champion, so there is no reference to compare with")
-    bundle = registry.load_bundle(version)
+    bundle = registry.load_champion(settings, ", so there is no reference to compare with")
     if not bundle.card.reference or not bundle.card.score_reference:
+        name = settings.model_name(settings.feature_service)
         raise FsmlError(f"{name} v{bundle.version} has no reference statistics to compare with")
     return bundle
 

@@ -130,11 +130,10 @@ def automatic_triggers(settings: Settings, monitor: dict[str, Any] | None, now: 
 
 
 def _champion_triggers(settings: Settings, now: datetime) -> list[Trigger]:
-    client = registry.client(settings, create=False)
-    version = registry.version_by_alias(client, settings.model_name(settings.feature_service), registry.CHAMPION)
+    version = registry.champion_version(settings)
     if version is None:
         return [Trigger("schedule", "there is no champion yet")]
-    _, tags = registry.run_record(client, version.run_id)
+    _, tags = registry.run_record(registry.client(settings, create=False), version.run_id)
     found = []
     times = [tags.get("fsml.window.as_of"), State.load(settings).last_success_at]
     last = max(datetime.fromisoformat(t) for t in times if t)

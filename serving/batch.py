@@ -37,12 +37,8 @@ INT64_MAX = 2**63 - 1
 def score_file(settings: Settings, source: Path, target: Path, progress: Progress | None = None) -> dict[str, Any]:
     note = progress or (lambda *_: None)
     frame = _read(source)
-    client = registry.client(settings, create=False)
     name = settings.model_name(settings.feature_service)
-    version = registry.version_by_alias(client, name, registry.CHAMPION)
-    if version is None:
-        raise FsmlError(f"model {name!r} has no champion: run `fsml promote`")
-    bundle = registry.load_bundle(version)
+    bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
     spec = describe_service(store, bundle.card.feature_service)
     time_field = _time_field(spec)

@@ -22,6 +22,7 @@ from feast.infra.online_stores.helpers import _mmh3
 
 from fsml.model import ModelCard
 from fsml.stores.encoding import decode_timestamp, decode_value, key_prefix, key_value
+from fsml.stores.ragged import bulk_string
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class OnlineReader:
                 fields += [_mmh3(f"{read.name}:{f}") for f in read.features]
                 fields.append(f"_ts:{read.name}".encode())
             prefix, order = key_prefix(keys)
-            packed = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
+            packed = b"".join(bulk_string(f) for f in fields)
             out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields), prefix, tuple(order), packed))
         return tuple(out)
 

@@ -19,18 +19,12 @@ import asyncio
 import itertools
 import ssl
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 from redis.connection import parse_url
 
-
-def pack(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
+from fsml.stores.ragged import pack
 
 
 class _Waiter:
@@ -140,11 +134,6 @@ class RedisClient:
             if isinstance(reply, hiredis.ReplyError):
                 raise ConnectionError(f"Redis error: {reply}")
         return replies
-
-    async def hmget_many(self, commands: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[list[bytes | None]]:
-        """One round trip for all ``(key, fields)`` pairs; replies in the same order."""
-        payload = b"".join(pack(b"HMGET", key, *fields) for key, fields in commands)
-        return await self._call(payload, len(commands))
 
     async def send_payload(self, payload: bytes, commands: int) -> list[Any]:
         """Replies of ``commands`` commands already encoded as one RESP ``payload``."""

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.model import ModelBundle, SingleRowPredictor
 from fsml.settings import Settings
@@ -69,19 +68,14 @@ class Scorer:
 
 def champion_version(settings: Settings) -> str | None:
     """The registry's current champion version, without loading it."""
-    client = registry.client(settings, create=False)
-    found = registry.version_by_alias(client, settings.model_name(settings.feature_service), registry.CHAMPION)
+    found = registry.champion_version(settings)
     return str(found.version) if found else None
 
 
 def load_champion(settings: Settings) -> Scorer:
     """Resolve the champion alias, download the model, plan its online reads (blocking I/O)."""
-    client = registry.client(settings, create=False)
     name = settings.model_name(settings.feature_service)
-    version = registry.version_by_alias(client, name, registry.CHAMPION)
-    if version is None:
-        raise FsmlError(f"model {name!r} has no champion: run `fsml promote`")
-    bundle = registry.load_bundle(version)
+    bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
     reader = OnlineReader(store.project, bundle.card, store.list_feature_views(), store.list_on_demand_feature_views())
     log.info("loaded %s version %s", name, bundle.version)

@@ -41,6 +41,26 @@ TEST_SETTINGS: dict[str, Any] = {
 }
 
 
+def feast_store(home: Path, objects: list, **config: Any) -> Any:
+    """A Feast store of its own in ``home`` (project "diff", local provider, v3 entity keys, the
+    rest from ``config``) with ``objects`` applied: for differential tests against stock Feast."""
+    from feast import FeatureStore, RepoConfig
+
+    home.mkdir()
+    store = FeatureStore(
+        config=RepoConfig(
+            project="diff",
+            provider="local",
+            registry=str(home / "registry.db"),
+            repo_path=str(home),
+            entity_key_serialization_version=3,
+            **config,
+        )
+    )
+    store.apply(objects)
+    return store
+
+
 def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **overrides: Any) -> Settings:
     return Settings(home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides})
 

@@ -154,6 +154,19 @@ def version_by_alias(mlflow_client: MlflowClient, name: str, alias: str) -> Mode
         return None
 
 
+def champion_version(settings: Settings) -> ModelVersion | None:
+    """The version the champion alias of the settings' feature service points at, if any."""
+    return version_by_alias(client(settings, create=False), settings.model_name(settings.feature_service), CHAMPION)
+
+
+def load_champion(settings: Settings, missing: str) -> ModelBundle:
+    """The champion's booster and card; without a champion, an error ending with ``missing``."""
+    version = champion_version(settings)
+    if version is None:
+        raise FsmlError(f"model {settings.model_name(settings.feature_service)!r} has no champion{missing}")
+    return load_bundle(version)
+
+
 def get_version(mlflow_client: MlflowClient, name: str, version: str) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 

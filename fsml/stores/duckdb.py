@@ -48,7 +48,8 @@ class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
+    """A SQL identifier, quoted for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -142,8 +143,8 @@ class AsofRetrievalJob(RetrievalJob):
         return self._expire(con.sql(self.query(list(self.entity_df.columns))).to_arrow_table())
 
     def query(self, entity_columns: list[str]) -> str:
-        ts = _quote(self.timestamp_column)
-        selected = [f"e.{_quote(c)}" for c in entity_columns]
+        ts = quote_name(self.timestamp_column)
+        selected = [f"e.{quote_name(c)}" for c in entity_columns]
         ctes = [
             f"e AS (SELECT *, {ts}::TIMESTAMPTZ AS __fsml_ts, "
             f"{{'t': {ts}::TIMESTAMPTZ, 'c': 'infinity'::TIMESTAMPTZ}} AS __fsml_pair FROM fsml_entities)"
@@ -154,10 +155,10 @@ class AsofRetrievalJob(RetrievalJob):
             rows, paired = self._view_rows(view, features)
             ctes.append(f"{alias} AS ({rows})")
             keys = _join_keys(view)
-            on = " AND ".join(f"e.{_quote(entity_col)} = {alias}.{_quote(table_col)}" for table_col, entity_col in keys)
+            on = " AND ".join(f"e.{quote_name(ours)} = {alias}.{quote_name(theirs)}" for theirs, ours in keys)
             at = f"e.__fsml_pair >= {alias}.__fsml_pair" if paired else f"e.__fsml_ts >= {alias}.__fsml_event"
             joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND {at}")
-            selected += [f"{alias}.{_quote(f)} AS {_quote(n)}" for f, n in zip(features, names, strict=True)]
+            selected += [f"{alias}.{quote_name(f)} AS {quote_name(n)}" for f, n in zip(features, names, strict=True)]
             if _ttl_micros(view.ttl) is not None:
                 selected.append(f"e.__fsml_ts <= {alias}.__fsml_expires AS {FRESH}{index}")
         return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM e {' '.join(joins)}"
@@ -193,15 +194,15 @@ class AsofRetrievalJob(RetrievalJob):
         path = FileSource.get_uri_for_file_path(self.repo_path, source.path)
         event, created = source.timestamp_field, source.created_timestamp_column
         keys = [table_col for table_col, _ in _join_keys(view)]
-        columns = ", ".join([*(_quote(k) for k in keys), *(_quote(f) for f in features)])
-        rows = f"SELECT {columns}, {_quote(event)}::TIMESTAMPTZ AS __fsml_event"
+        columns = ", ".join([*(quote_name(k) for k in keys), *(quote_name(f) for f in features)])
+        rows = f"SELECT {columns}, {quote_name(event)}::TIMESTAMPTZ AS __fsml_event"
         ttl = _ttl_micros(view.ttl)
         if ttl is not None:
-            rows += f", {_quote(event)}::TIMESTAMPTZ + INTERVAL {ttl} MICROSECONDS AS __fsml_expires"
+            rows += f", {quote_name(event)}::TIMESTAMPTZ + INTERVAL {ttl} MICROSECONDS AS __fsml_expires"
         paired = bool(created) and not _unique_events(path, tuple(keys), event)
         if paired:
-            made = f"coalesce({_quote(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
-            pair = f"{{'t': {_quote(event)}::TIMESTAMPTZ, 'c': {made}}}"
+            made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
+            pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
         return f"{rows} FROM read_parquet({_literal(path)})", paired
 
@@ -250,7 +251,7 @@ def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
 
 @lru_cache(maxsize=256)
 def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
-    columns = ", ".join(_quote(c) for c in (*keys, event))
+    columns = ", ".join(quote_name(c) for c in (*keys, event))
     query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 

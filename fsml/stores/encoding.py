@@ -66,10 +66,6 @@ def value_column(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> R
     raise KeyError(value_type)
 
 
-def encode_values(column: pa.Array | pa.ChunkedArray, value_type: ValueType) -> list[bytes]:
-    return value_column(column, value_type).to_list()
-
-
 def timestamp_column(column: pa.Array | pa.ChunkedArray) -> Ragged:
     """``google.protobuf.Timestamp`` bytes: seconds (field 1) and, if not zero, nanos (field 2)."""
     micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -83,10 +79,6 @@ def timestamp_column(column: pa.Array | pa.ChunkedArray) -> Ragged:
     )
 
 
-def encode_timestamps(column: pa.Array | pa.ChunkedArray) -> list[bytes]:
-    return timestamp_column(column).to_list()
-
-
 def key_column(
     join_keys: Sequence[str], key_types: Sequence[ValueType], columns: Sequence[pa.Array], project: str
 ) -> Ragged:
@@ -97,12 +89,6 @@ def key_column(
     parts += [_key_values(columns[i], key_types[i]) for i in order]
     parts.append(Ragged.constant(project.encode(), rows))
     return concat(parts)
-
-
-def entity_keys(
-    join_keys: Sequence[str], key_types: Sequence[ValueType], columns: Sequence[pa.Array], project: str
-) -> list[bytes]:
-    return key_column(join_keys, key_types, columns, project).to_list()
 
 
 def _key_values(column: pa.Array, value_type: ValueType) -> Ragged:

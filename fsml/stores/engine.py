@@ -34,6 +34,7 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from fsml.stores.duckdb import quote_name
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
 
@@ -44,10 +45,6 @@ BATCH_ROWS = 20_000
 
 class FsmlComputeEngineConfig(LocalComputeEngineConfig):
     type: Literal["fsml.stores.engine.FsmlComputeEngine"] = "fsml.stores.engine.FsmlComputeEngine"  # type: ignore[assignment]
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _value_type(field: Any) -> Any:
@@ -89,16 +86,17 @@ def latest_rows(view: Any, repo_path: str, start: Any, end: Any) -> duckdb.DuckD
     source = view.batch_source
     path = FileSource.get_uri_for_file_path(repo_path, source.path)
     keys = [c.name for c in view.entity_columns]
-    order = [f"{_q(source.timestamp_field)} DESC"]
+    order = [f"{quote_name(source.timestamp_field)} DESC"]
     if source.created_timestamp_column:
-        order.append(f"{_q(source.created_timestamp_column)} DESC")
-    columns = ", ".join(_q(c) for c in [*keys, *(f.name for f in view.features), source.timestamp_field])
+        order.append(f"{quote_name(source.created_timestamp_column)} DESC")
+    columns = ", ".join(quote_name(c) for c in [*keys, *(f.name for f in view.features), source.timestamp_field])
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    event = f"{_q(source.timestamp_field)}::TIMESTAMPTZ"
+    event = f"{quote_name(source.timestamp_field)}::TIMESTAMPTZ"
+    partition = ", ".join(quote_name(k) for k in keys)
     query = (
         f"SELECT {columns} FROM read_parquet($path) WHERE {event} >= $start AND {event} <= $end "
-        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_q(k) for k in keys)} ORDER BY {', '.join(order)}) = 1"
+        f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
     )
     return con.sql(query, params={"path": str(path), "start": start, "end": end})
 

@@ -119,8 +119,14 @@ def varints(values: np.ndarray) -> Ragged:
 _CRLF = b"\r\n"
 
 
-def bulk_constant(value: bytes) -> bytes:
+def bulk_string(value: bytes) -> bytes:
+    """One RESP bulk string: ``$<length>\\r\\n<bytes>\\r\\n``."""
     return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def pack(*arguments: bytes) -> bytes:
+    """One command as RESP: an array of bulk strings."""
+    return b"*%d\r\n" % len(arguments) + b"".join(bulk_string(a) for a in arguments)
 
 
 def bulk(column: Ragged) -> Ragged:
@@ -134,5 +140,5 @@ def command(arguments: Sequence[bytes | Ragged], rows: int) -> Ragged:
     """One command per row; an argument is either the same bytes for every row or a column."""
     parts = [Ragged.constant(b"*%d\r\n" % len(arguments), rows)]
     for argument in arguments:
-        parts.append(Ragged.constant(bulk_constant(argument), rows) if isinstance(argument, bytes) else bulk(argument))
+        parts.append(Ragged.constant(bulk_string(argument), rows) if isinstance(argument, bytes) else bulk(argument))
     return concat(parts)

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from fsml.redis_server import RedisServer
+from tests.conftest import feast_store
 
 pytestmark = pytest.mark.integration
 
@@ -80,26 +81,10 @@ def _objects(data: Path) -> list:
 
 
 def _store(home: Path, url: str, engine: str, objects: list, key_ttl: int | None = None):
-    from feast import FeatureStore, RepoConfig
-
-    home.mkdir()
-    config = RepoConfig(
-        project="diff",
-        provider="local",
-        registry=str(home / "registry.db"),
-        repo_path=str(home),
-        offline_store={"type": "duckdb"},
-        batch_engine={"type": engine},
-        online_store={
-            "type": "fsml.stores.redis.RedisOnlineStore",
-            "connection_string": url,
-            "key_ttl_seconds": key_ttl,
-        },
-        entity_key_serialization_version=3,
+    online = {"type": "fsml.stores.redis.RedisOnlineStore", "connection_string": url, "key_ttl_seconds": key_ttl}
+    return feast_store(
+        home, objects, offline_store={"type": "duckdb"}, batch_engine={"type": engine}, online_store=online
     )
-    store = FeatureStore(config=config)
-    store.apply(objects)
-    return store
 
 
 def _dump(url: str) -> dict:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import feast_store
+
 pytestmark = pytest.mark.integration
 
 
@@ -72,22 +74,13 @@ REFS = ["user_stats:a", "user_stats:b", "user_forever:c", "item_stats:d", "item_
 
 
 def _store(home: Path, offline: str, objects: list):
-    from feast import FeatureStore, RepoConfig
-
-    home.mkdir()
-    config = RepoConfig(
-        project="diff",
-        provider="local",
-        registry=str(home / "registry.db"),
-        repo_path=str(home),
+    return feast_store(
+        home,
+        objects,
         offline_store={"type": offline},
         online_store={"type": "sqlite", "path": str(home / "online.db")},
-        entity_key_serialization_version=3,
         coerce_tz_aware=offline == "duckdb",  # fsml's store does Feast's coercion itself (no copy)
     )
-    store = FeatureStore(config=config)
-    store.apply(objects)
-    return store
 
 
 def _times(rng: np.random.Generator, n: int, minutes: int) -> pd.Series:

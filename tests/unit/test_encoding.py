@@ -14,7 +14,7 @@ from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fsml.stores.encoding import encode_timestamps, encode_values, entity_keys, varint
+from fsml.stores.encoding import key_column, timestamp_column, value_column, varint
 
 RNG = np.random.default_rng(3)
 INT64 = [0, 1, -1, 127, 128, 300, 2**31, -(2**31), 2**63 - 1, -(2**63), None]
@@ -36,7 +36,7 @@ def _feast(values: list, value_type: ValueType) -> list[bytes]:
     ],
 )
 def test_values_match_feast(values: list, value_type: ValueType, arrow_type: pa.DataType) -> None:
-    assert encode_values(pa.array(values, type=arrow_type), value_type) == _feast(values, value_type)
+    assert value_column(pa.array(values, type=arrow_type), value_type).to_list() == _feast(values, value_type)
 
 
 def test_varint_matches_protobuf() -> None:
@@ -57,21 +57,21 @@ def test_timestamps_match_protobuf() -> None:
         stamp = Timestamp()
         stamp.FromDatetime(moment)
         expected.append(stamp.SerializeToString())
-    assert encode_timestamps(pa.array(moments, pa.timestamp("us", tz="UTC"))) == expected
+    assert timestamp_column(pa.array(moments, pa.timestamp("us", tz="UTC"))).to_list() == expected
 
 
 def test_entity_keys_match_feast() -> None:
     users = RNG.integers(-(2**40), 2**40, 30).tolist()
     shops = [f"shop-{i}-é" for i in range(30)]
-    ours = entity_keys(
+    ours = key_column(
         ["user_id", "shop_id"], [ValueType.INT64, ValueType.STRING], [pa.array(users), pa.array(shops)], "fsml_dev"
-    )
+    ).to_list()
     for key, user, shop in zip(ours, users, shops, strict=True):
         proto = EntityKey(
             join_keys=["user_id", "shop_id"], entity_values=[Value(int64_val=user), Value(string_val=shop)]
         )
         assert key == serialize_entity_key(proto, entity_key_serialization_version=3) + b"fsml_dev"
-    single = entity_keys(["customer_id"], [ValueType.INT64], [pa.array([1, 2**62])], "p")
+    single = key_column(["customer_id"], [ValueType.INT64], [pa.array([1, 2**62])], "p").to_list()
     assert (
         single[1]
         == serialize_entity_key(

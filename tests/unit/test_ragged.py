@@ -8,7 +8,7 @@ import pytest
 from feast.value_type import ValueType
 from redis.connection import PythonRespSerializer
 
-from fsml.stores.encoding import encode_values, varint
+from fsml.stores.encoding import value_column, varint
 from fsml.stores.ragged import Ragged, command, concat, varints
 
 RNG = np.random.default_rng(11)
@@ -41,7 +41,7 @@ def test_varints_match_scalar_encoder() -> None:
 
 def test_commands_match_redis_py_packing() -> None:
     keys = _random_column(50)
-    values = encode_values(pa.array([1.5, None, float("nan"), *RNG.normal(size=47)]), ValueType.DOUBLE)
+    values = value_column(pa.array([1.5, None, float("nan"), *RNG.normal(size=47)]), ValueType.DOUBLE).to_list()
     ours = command([b"HSET", Ragged.from_list(keys), b"field", Ragged.from_list(values)], 50).tobytes()
     pack = PythonRespSerializer(buffer_cutoff=6000, encode=lambda x: x).pack
     theirs = b"".join(b"".join(pack("HSET", k, b"field", v)) for k, v in zip(keys, values, strict=True))
@@ -50,4 +50,4 @@ def test_commands_match_redis_py_packing() -> None:
 
 def test_empty_columns_encode() -> None:
     for value_type, arrow_type in [(ValueType.DOUBLE, pa.float64()), (ValueType.INT64, pa.int64())]:
-        assert encode_values(pa.array([], arrow_type), value_type) == []
+        assert value_column(pa.array([], arrow_type), value_type).to_list() == []
