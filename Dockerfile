@@ -15,9 +15,12 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY fsml ./fsml
+COPY features ./features
 COPY training ./training
 COPY serving ./serving
 COPY monitoring ./monitoring
+COPY cli ./cli
+COPY examples ./examples
 COPY feature_repo ./feature_repo
 RUN uv sync --frozen --no-dev
 

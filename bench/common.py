@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from fsml.examples.fraud.synthetic import GeneratorConfig
+
 import fsml  # noqa: F401  (typeguard switch before Feast)
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
-from training.synthetic import GeneratorConfig
 
 END = date(2026, 11, 1)  # fixed, so that runs on different days measure the same data
 CONFIG = GeneratorConfig(end_date=END)
@@ -35,12 +36,13 @@ class BenchWorld:
 
 def prepare(home: Path) -> BenchWorld:
     """Data, features, registry, champion and online store; reused when already built."""
+    from fsml.examples.fraud.synthetic import generate, save
+    from fsml.features.build import build_features
+    from fsml.serving.materialize import materialize
+    from fsml.training.pipeline import train
+    from fsml.training.promote import promote
+
     from fsml.featurestore import apply_repo
-    from serving.materialize import materialize
-    from training.features import build_features
-    from training.pipeline import train
-    from training.promote import promote
-    from training.synthetic import generate, save
 
     redis = RedisServer(home / "redis", persist=True).start()
     settings = Settings(home=home, redis_url=redis.url, env="dev")

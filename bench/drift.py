@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fsml.monitoring.drift import Thresholds, categorical_drift, numeric_drift
 
 from fsml.profiles import profile_frame
-from monitoring.drift import Thresholds, categorical_drift, numeric_drift
 
 NUMERIC, CATEGORICAL = 45, 5
 DRIFTED_NUMERIC, DRIFTED_CATEGORICAL = 10, 2

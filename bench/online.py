@@ -26,11 +26,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+from fsml.serving.process import ServerProcess, settings_environ
 
 from bench.common import BenchWorld
 from bench.loadgen import wrk
 from fsml.redis_server import free_port
-from serving.process import ServerProcess, settings_environ
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("openload.c")
@@ -135,9 +135,9 @@ def floor(world: BenchWorld, requests: int = 5_000) -> dict[str, Any]:
     """redis-py (hiredis parser) pipelined HMGETs of the model's features, then LightGBM's
     ``Booster.predict`` on one row with one thread: the least any service can do per request."""
     import redis
+    from fsml.serving.scorer import load_champion
 
     from fsml.stores.encoding import decode_value
-    from serving.scorer import load_champion
 
     scorer = load_champion(world.settings)
     client = redis.Redis.from_url(world.settings.redis_url)

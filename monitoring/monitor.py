@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fsml.monitoring.current import Window, logged_window, offline_window
+from fsml.monitoring.drift import ColumnDrift, Thresholds, categorical_drift, numeric_drift
+from fsml.monitoring.performance import performance
+from fsml.monitoring.report import drift_report
 
-from fsml import atomic
+from fsml import atomic, registry
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.model import ModelBundle
 from fsml.settings import Settings
-from monitoring.current import Window, logged_window, offline_window
-from monitoring.drift import ColumnDrift, Thresholds, categorical_drift, numeric_drift
-from monitoring.performance import performance
-from monitoring.report import drift_report
-from training import registry
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ from typing import Any
 import duckdb
 import httpx
 import pyarrow as pa
+from fsml.examples.fraud.synthetic import load_meta
+from fsml.serving.materialize import materialize
+from fsml.serving.online_writer import OnlineWriter, Row
 
 from fsml.errors import FsmlError
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.settings import Settings
-from serving.materialize import materialize
-from serving.online_writer import OnlineWriter, Row
-from training.synthetic import load_meta
 
 log = logging.getLogger(__name__)
 

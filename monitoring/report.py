@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from fsml.monitoring.drift import ColumnDrift
 
 from fsml.report import Report, figure_canvas
-from monitoring.drift import ColumnDrift
 
 MAX_PLOTS = 24
 

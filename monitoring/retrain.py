@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fsml.monitoring.triggers import State, record
 
-from fsml import atomic
+from fsml import atomic, registry
 from fsml.errors import FsmlError
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, file_digest
+from fsml.locks import retrain_lock
 from fsml.settings import Settings
-from monitoring.triggers import State, record, retrain_lock
-from training import registry
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Pipeline:
 
     def features(self) -> dict[str, Any]:
         """Rebuilt only if the raw data or the pipeline changed since the published tables."""
-        from training.features import build_features, input_fingerprint, published_inputs
+        from fsml.features.build import build_features, input_fingerprint, published_inputs
 
         raw = self.settings.raw_dir
         if not (raw / "meta.json").exists():  # features are produced outside fsml for this repo
@@ -109,7 +109,7 @@ class Pipeline:
         return self.step("features", key, build, seed=output if published else None)
 
     def materialize(self, features: dict[str, Any]) -> dict[str, Any]:
-        from serving.materialize import materialize
+        from fsml.serving.materialize import materialize
 
         key = digest(features, self.as_of)
         return self.step(
@@ -119,8 +119,9 @@ class Pipeline:
         )
 
     def train(self, features: dict[str, Any]) -> dict[str, Any]:
+        from fsml.training.pipeline import train
+
         from fsml.featurestore import describe_service, open_store
-        from training.pipeline import train
 
         spec = describe_service(open_store(self.settings), self.settings.feature_service)
         inputs = [file_digest(p) for p in sorted(spec.offline_paths.values()) if p.exists()]
@@ -153,7 +154,7 @@ class Pipeline:
             return False
 
     def gate(self, trained: dict[str, Any]) -> dict[str, Any]:
-        from training.promote import promote
+        from fsml.training.promote import promote
 
         client = registry.client(self.settings)
         champion = registry.version_by_alias(

@@ -9,21 +9,15 @@ at a time across processes; automatic triggers wait for the cooldown after the l
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fsml import atomic
-from fsml.errors import FsmlError
+from fsml import atomic, registry
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint
 from fsml.settings import Settings
-from training import registry
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +26,6 @@ log = logging.getLogger(__name__)
 class Trigger:
     kind: str  # "drift", "performance", "schedule", "code" or "manual"
     reason: str
-
-
-class RetrainBusy(FsmlError):
-    exit_code = 3
 
 
 @dataclass
@@ -72,37 +62,6 @@ def record(settings: Settings, event: dict[str, Any]) -> None:
     line = json.dumps({"at": datetime.now(UTC).isoformat(), **event}, default=str)
     with open(settings.monitoring_dir / "triggers.jsonl", "a") as out:
         out.write(line + "\n")
-
-
-@contextlib.contextmanager
-def retrain_lock(settings: Settings) -> Iterator[None]:
-    """Exclusive across processes; released by the kernel even if the holder crashes."""
-    settings.monitoring_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.monitoring_dir / "retrain.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise RetrainBusy(f"a retraining is already running ({holder})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def is_locked(settings: Settings) -> bool:
-    try:
-        with retrain_lock(settings):
-            return False
-    except RetrainBusy:
-        return True
 
 
 def automatic_triggers(settings: Settings, monitor: dict[str, Any] | None, now: datetime) -> list[Trigger]:

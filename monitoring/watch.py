@@ -13,11 +13,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fsml.monitoring.monitor import run_monitor
+from fsml.monitoring.retrain import retrain
+from fsml.monitoring.triggers import automatic_triggers, describe, record
+
 from fsml.errors import FsmlError
 from fsml.settings import Settings
-from monitoring.monitor import run_monitor
-from monitoring.retrain import retrain
-from monitoring.triggers import automatic_triggers, describe, record
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,16 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fsml.serving.errors import json_safe
+from fsml.serving.fastpath import PredictFastPath
+from fsml.serving.metrics import Metrics, MetricsMiddleware
+from fsml.serving.routes import admin, health, predict
+from fsml.serving.schemas import request_model
+from fsml.serving.state import ServiceState, redis_client
 
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.settings import Settings
-from serving.errors import json_safe
-from serving.fastpath import PredictFastPath
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import admin, health, predict
-from serving.schemas import request_model
-from serving.state import ServiceState, redis_client
 
 log = logging.getLogger(__name__)
 

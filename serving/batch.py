@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsml.training.dataset import with_features
 
+from fsml import registry
 from fsml.atomic import atomic_path
 from fsml.errors import FsmlError
 from fsml.featurestore import Input, ServiceSpec, describe_service, open_store
 from fsml.model import ModelBundle
 from fsml.settings import Settings
-from training import registry
-from training.dataset import with_features
 
 log = logging.getLogger(__name__)
 

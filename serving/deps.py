@@ -10,9 +10,8 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
-
-from serving.scorer import Scorer
-from serving.state import ServiceState
+from fsml.serving.scorer import Scorer
+from fsml.serving.state import ServiceState
 
 
 async def get_state(request: Request) -> ServiceState:

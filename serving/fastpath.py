@@ -15,10 +15,9 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
+from fsml.serving.errors import json_safe
+from fsml.serving.routes.predict import score_rows
 from pydantic import BaseModel, ValidationError
-
-from serving.errors import json_safe
-from serving.routes.predict import score_rows
 
 HEADERS = [(b"content-type", b"application/json")]
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+from fsml.serving.features import FeatureVector, OnlineReader
 
+from fsml import registry
 from fsml.featurestore import open_store
 from fsml.model import ModelBundle, SingleRowPredictor
 from fsml.settings import Settings
-from serving.features import FeatureVector, OnlineReader
-from training import registry
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fsml.serving.metrics import Metrics
+from fsml.serving.predlog import PredictionLog
+from fsml.serving.redis_client import RedisClient
+from fsml.serving.scorer import Scorer, champion_version, load_champion
+
 from fsml.errors import FsmlError
 from fsml.featurestore import Input
 from fsml.settings import Settings
-from serving.metrics import Metrics
-from serving.predlog import PredictionLog
-from serving.redis_client import RedisClient
-from serving.scorer import Scorer, champion_version, load_champion
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import feast  # noqa: F401,I001  (imported before pytest's warning filters: Feast resets them at import)
 import pytest
+from fsml.examples.fraud.synthetic import GeneratorConfig
 
 import fsml  # noqa: F401  (turns off typeguard before Feast is imported)
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
-from training.synthetic import GeneratorConfig
 
 END = date(2026, 11, 1)
 API_KEY = "test-admin-key"
@@ -82,9 +82,10 @@ class World:
 
 
 def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any) -> World:
+    from fsml.examples.fraud.synthetic import generate, save
+    from fsml.features.build import build_features
+
     from fsml.featurestore import apply_repo
-    from training.features import build_features
-    from training.synthetic import generate, save
 
     settings = make_settings(home, redis_url, **overrides)
     save(generate(generator), generator, settings.raw_dir)
@@ -102,7 +103,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
 @pytest.fixture(scope="session")
 def trained(world: World):
     """One registered training run on the session world."""
-    from training.pipeline import train
+    from fsml.training.pipeline import train
 
     return train(world.settings, as_of=AS_OF)
 
@@ -120,12 +121,12 @@ def champion(world: World) -> Champion:
     A separate environment: its own Feast project, MLflow names and Redis keys, so these tests
     cannot disturb the ``dev`` ones that share the session world.
     """
+    from fsml.serving.materialize import materialize
+    from fsml.training.pipeline import train
+    from fsml.training.promote import promote
     from pydantic import SecretStr
 
     from fsml.featurestore import apply_repo
-    from serving.materialize import materialize
-    from training.pipeline import train
-    from training.promote import promote
 
     settings = world.settings.model_copy(
         update={"env": "staging", "api_key": SecretStr(API_KEY), "reload_poll_seconds": 0.5}
@@ -140,7 +141,7 @@ def champion(world: World) -> Champion:
 @pytest.fixture(scope="session")
 def server(champion: Champion):
     """``fsml serve`` as a real process on the champion."""
-    from serving.process import ServerProcess
+    from fsml.serving.process import ServerProcess
 
     with ServerProcess(champion.settings, extra_env={"FSML_BATCH_MAX_ROWS": str(BATCH_MAX)}) as process:
         yield process

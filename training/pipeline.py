@@ -14,15 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fsml.training.dataset import TrainingSet, Windows, build_training_set
+from fsml.training.report import training_report
+from fsml.training.train import TrainConfig, TrainedModel, fit
+
 from fsml import atomic
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
+from fsml.registry import Registered, register_training
 from fsml.settings import Settings
 from fsml.timing import timed
-from training.dataset import TrainingSet, Windows, build_training_set
-from training.registry import Registered, register_training
-from training.report import training_report
-from training.train import TrainConfig, TrainedModel, fit
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def train(
         artifacts = _write_artifacts(Path(tmp), trained, training_set)
         registered = register_training(
             settings,
-            trained,
+            trained.bundle,
             params=_params(settings, config, spec, windows),
             tags=_tags(settings, spec, windows, training_set, reason),
             artifacts=artifacts,

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fsml.training.dataset import entity_rows, labelled_features
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fsml import registry
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.model import ModelBundle
 from fsml.settings import Settings
-from training import registry
-from training.dataset import entity_rows, labelled_features
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from fsml.training.train import TrainedModel
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fsml.report import Report, figure_canvas
-from training.train import TrainedModel
 
 TOP_FEATURES = 20
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from fsml.training.dataset import Windows, build_training_set
+from fsml.training.train import TrainConfig, fit
 
+from fsml import registry
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
 from fsml.settings import Settings
-from training import registry
-from training.dataset import Windows, build_training_set
-from training.train import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from fsml.training.dataset import Windows
+from fsml.training.evaluate import calibration, choose_threshold, metrics
 
 from fsml.featurestore import ServiceSpec
 from fsml.model import (
@@ -25,8 +27,6 @@ from fsml.model import (
 )
 from fsml.profiles import numeric_profile, profile_frame
 from fsml.settings import Settings
-from training.dataset import Windows
-from training.evaluate import calibration, choose_threshold, metrics
 
 log = logging.getLogger(__name__)
 

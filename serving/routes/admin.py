@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
+from fsml.serving.deps import AdminDep, StateDep
+from fsml.serving.process import settings_environ
+from fsml.serving.schemas import ReloadResponse
 from pydantic import BaseModel, Field
 
 from fsml.errors import FsmlError
-from serving.deps import AdminDep, StateDep
-from serving.process import settings_environ
-from serving.schemas import ReloadResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -49,7 +49,7 @@ async def retrain(
 
     The pipeline reloads this service when it promotes a new champion. 409 if one is running.
     """
-    from monitoring.triggers import is_locked
+    from fsml.locks import is_locked
 
     settings = state.settings
     if await asyncio.to_thread(is_locked, settings):

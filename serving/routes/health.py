@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-
-from serving.deps import ScorerDep, StateDep
-from serving.schemas import ModelInfo
-from serving.state import ONLINE_STORE_ERRORS
+from fsml.serving.deps import ScorerDep, StateDep
+from fsml.serving.schemas import ModelInfo
+from fsml.serving.state import ONLINE_STORE_ERRORS
 
 router = APIRouter()
 

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fsml.serving.deps import ScorerDep, StateDep
+from fsml.serving.features import utc
+from fsml.serving.schemas import BatchResponse, PredictResponse
+from fsml.serving.scorer import Scorer
+from fsml.serving.state import ONLINE_STORE_ERRORS, ServiceState
 from pydantic import BaseModel
-
-from serving.deps import ScorerDep, StateDep
-from serving.features import utc
-from serving.schemas import BatchResponse, PredictResponse
-from serving.scorer import Scorer
-from serving.state import ONLINE_STORE_ERRORS, ServiceState
 
 
 async def score_rows(

@@ -209,7 +209,7 @@ def test_request_schema_follows_the_feature_service(champion: Champion) -> None:
 
 
 def test_admin_retrain_runs_one_at_a_time(api: httpx.Client, champion: Champion) -> None:
-    from monitoring.triggers import retrain_lock
+    from fsml.locks import retrain_lock
 
     with retrain_lock(champion.settings):
         busy = api.post("/admin/retrain", headers={"X-API-Key": API_KEY}, json={"reason": "test"})

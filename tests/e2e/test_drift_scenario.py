@@ -14,19 +14,19 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.examples.fraud.synthetic import GeneratorConfig, generate, save
+from fsml.features.build import build_features
+from fsml.monitoring.replay import replay
+from fsml.monitoring.watch import run_once
+from fsml.serving.process import ServerProcess
+from fsml.training.dataset import with_features
+from fsml.training.pipeline import train
+from fsml.training.promote import promote
 from pydantic import SecretStr
 
 from fsml.featurestore import apply_repo, describe_service, open_store
 from fsml.redis_server import RedisServer
-from monitoring.replay import replay
-from monitoring.watch import run_once
-from serving.process import ServerProcess
 from tests.conftest import API_KEY, make_settings
-from training.dataset import with_features
-from training.features import build_features
-from training.pipeline import train
-from training.promote import promote
-from training.synthetic import GeneratorConfig, generate, save
 
 pytestmark = pytest.mark.e2e
 

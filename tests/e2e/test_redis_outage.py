@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fsml.serving.materialize import materialize
+from fsml.serving.process import ServerProcess
 
 from fsml.redis_server import RedisServer
-from serving.materialize import materialize
-from serving.process import ServerProcess
 from tests.conftest import AS_OF, Champion
 
 pytestmark = pytest.mark.e2e

@@ -11,13 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import redis
+from fsml.serving.batch import score_file
+from fsml.serving.materialize import materialize
+from fsml.serving.scorer import load_champion
 
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.redis_server import RedisServer
-from serving.batch import score_file
-from serving.materialize import materialize
-from serving.scorer import load_champion
 from tests.conftest import AS_OF, Champion
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ def _batch(champion: Champion, rows: pd.DataFrame, tmp_path: Path) -> pd.DataFra
 
 
 def _offline_features(champion: Champion, rows: pd.DataFrame) -> pd.DataFrame:
-    from training.dataset import with_features
+    from fsml.training.dataset import with_features
 
     store = open_store(champion.settings)
     spec = describe_service(store, champion.settings.feature_service)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.features.build import FEATURE_SPECS, build_features
+from fsml.training.dataset import Windows, build_training_set
 
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import describe_service, open_store
 from tests.conftest import AS_OF, World
-from training.dataset import Windows, build_training_set
-from training.features import FEATURE_SPECS, build_features
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from fsml.serving.materialize import chunk_bounds, materialize
 
 from fsml.errors import FsmlError
 from fsml.featurestore import apply_repo, open_store
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
-from serving.materialize import chunk_bounds, materialize
 from tests.conftest import AS_OF, World
 
 pytestmark = pytest.mark.integration

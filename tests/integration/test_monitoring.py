@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fsml.monitoring.current import logged_window
+from fsml.monitoring.monitor import run_monitor
+from fsml.monitoring.retrain import retrain
+from fsml.monitoring.triggers import State
+from fsml.monitoring.watch import watch
+from fsml.serving.predlog import PredictionLog
 
+from fsml import registry
 from fsml.errors import FsmlError
-from monitoring.current import logged_window
-from monitoring.monitor import run_monitor
-from monitoring.retrain import retrain
-from monitoring.triggers import State, is_locked
-from monitoring.watch import watch
-from serving.predlog import PredictionLog
+from fsml.locks import is_locked
 from tests.conftest import AS_OF, Champion, World
-from training import registry
 
 pytestmark = pytest.mark.integration
 

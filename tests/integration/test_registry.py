@@ -6,15 +6,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fsml.training.pipeline import TrainOutcome, train
+from fsml.training.promote import promote
+from fsml.training.reproduce import reproduce
 
+from fsml import registry
 from fsml.errors import FsmlError
 from fsml.featurestore import apply_repo
 from fsml.settings import Settings
 from tests.conftest import AS_OF, World
-from training import registry
-from training.pipeline import TrainOutcome, train
-from training.promote import promote
-from training.reproduce import reproduce
 
 pytestmark = pytest.mark.integration
 

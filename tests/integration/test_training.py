@@ -9,13 +9,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.training.dataset import build_training_set
+from fsml.training.pipeline import TrainOutcome, windows_for
+from fsml.training.train import TrainConfig, fit
 
+from fsml import registry
 from fsml.featurestore import describe_service, open_store
 from tests.conftest import AS_OF, World
-from training import registry
-from training.dataset import build_training_set
-from training.pipeline import TrainOutcome, windows_for
-from training.train import TrainConfig, fit
 
 pytestmark = pytest.mark.integration
 

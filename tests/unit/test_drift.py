@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.monitoring.drift import Thresholds, categorical_drift, numeric_drift, psi
 
 from fsml.profiles import categorical_profile, numeric_profile
-from monitoring.drift import Thresholds, categorical_drift, numeric_drift, psi
 
 LIMITS = Thresholds()
 RNG = np.random.default_rng(0)

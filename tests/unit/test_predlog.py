@@ -7,8 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from serving.predlog import PredictionLog
+from fsml.serving.predlog import PredictionLog
 
 T0 = datetime(2026, 10, 1, 13, 59, tzinfo=UTC)
 

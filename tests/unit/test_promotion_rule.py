@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from training.promote import Score, decide
+from fsml.training.promote import Score, decide
 
 FLOORS = {"margin": 0.01, "min_pr_auc": 0.2, "min_roc_auc": 0.7}
 

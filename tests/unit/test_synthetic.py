@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.examples.fraud.synthetic import GeneratorConfig, generate, save
 
 from tests.conftest import SMALL
-from training.synthetic import GeneratorConfig, generate, save
 
 
 def _digest(directory: Path) -> dict[str, str]:

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fsml.monitoring.triggers import State
+from fsml.monitoring.watch import parse_duration
 
 from fsml.errors import FsmlError
-from monitoring.triggers import RetrainBusy, State, is_locked, retrain_lock
-from monitoring.watch import parse_duration
+from fsml.locks import RetrainBusy, is_locked, retrain_lock
 from tests.conftest import make_settings
 
 

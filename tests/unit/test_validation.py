@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-
-from training.validation import FLOAT, INT, TEXT, Column, TableSpec, validate
+from fsml.features.validation import FLOAT, INT, TEXT, Column, TableSpec, validate
 
 SPEC = TableSpec(
     "t",

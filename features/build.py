@@ -17,12 +17,12 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+from fsml.examples.fraud.synthetic import RAW_TABLES, load_meta
+from fsml.features.validation import FLOAT, INT, TEXT, TIME, Column, TableSpec, validate
 
 from fsml.atomic import staged_dir
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.fingerprint import file_digest
-from training.synthetic import RAW_TABLES, load_meta
-from training.validation import FLOAT, INT, TEXT, TIME, Column, TableSpec, validate
 
 HOUR_US = 3_600 * 1_000_000
 DAY_US = 24 * HOUR_US
@@ -266,7 +266,7 @@ def _bind(spec: TableSpec, values: dict[str, datetime]) -> TableSpec:
 
 
 def _sql(name: str) -> str:
-    return resources.files("training").joinpath("sql", f"{name}.sql").read_text()
+    return resources.files("fsml.features").joinpath("sql", f"{name}.sql").read_text()
 
 
 def _epoch_us(value: datetime) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
 from fsml.cli.app import JSON_HELP, data_app, load_settings, parse_date
+
 from fsml.console import emit, steps
 from fsml.errors import FsmlError
 
@@ -26,8 +26,8 @@ def generate(
     """Generate customers, merchants and transactions with late fraud labels under FSML_HOME."""
     settings = load_settings()
 
-    from training.synthetic import GeneratorConfig, save
-    from training.synthetic import generate as draw
+    from fsml.examples.fraud.synthetic import GeneratorConfig, save
+    from fsml.examples.fraud.synthetic import generate as draw
 
     try:
         config = GeneratorConfig(

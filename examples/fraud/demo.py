@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from fsml.examples.fraud.synthetic import GeneratorConfig
 from pydantic import SecretStr
 from rich.table import Table
 
@@ -26,7 +27,6 @@ from fsml.console import out, steps
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
 from fsml.timing import timed
-from training.synthetic import GeneratorConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,19 @@ def run_demo(settings: Settings) -> dict[str, Any]:
 
 
 def _run(settings: Settings) -> dict[str, Any]:
+    from fsml.examples.fraud.synthetic import generate, save
+    from fsml.features.build import build_features
+    from fsml.monitoring.monitor import run_monitor
+    from fsml.monitoring.replay import replay
+    from fsml.monitoring.retrain import retrain
+    from fsml.monitoring.triggers import automatic_triggers, describe
+    from fsml.serving.batch import score_file
+    from fsml.serving.materialize import materialize
+    from fsml.serving.process import ServerProcess
+    from fsml.training.pipeline import train
+    from fsml.training.promote import promote
+
     from fsml.featurestore import apply_repo
-    from monitoring.monitor import run_monitor
-    from monitoring.replay import replay
-    from monitoring.retrain import retrain
-    from monitoring.triggers import automatic_triggers, describe
-    from serving.batch import score_file
-    from serving.materialize import materialize
-    from serving.process import ServerProcess
-    from training.features import build_features
-    from training.pipeline import train
-    from training.promote import promote
-    from training.synthetic import generate, save
 
     drift_at = CONFIG.start + pd.Timedelta(days=DRIFT_DAY)
     batch_dir = settings.data_dir / "batch"

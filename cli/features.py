@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
 from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
+
 from fsml.console import chunk_progress, emit, steps
 
 
@@ -15,7 +15,7 @@ def build(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
     """Compute the feature tables from the raw data with DuckDB; validate before publishing."""
     settings = load_settings()
 
-    from training.features import FEATURE_SPECS, build_features
+    from fsml.features.build import FEATURE_SPECS, build_features
 
     with steps("features build", len(FEATURE_SPECS) + 2) as step:
         result = build_features(settings.raw_dir, settings.features_dir, progress=step)
@@ -58,7 +58,7 @@ def materialize(
     settings = load_settings()
     window = parse_time(start, "--start"), parse_time(end, "--end")
 
-    from serving.materialize import materialize as load_online
+    from fsml.serving.materialize import materialize as load_online
 
     with chunk_progress("features materialize") as progress:
         result = load_online(settings, *window, incremental=incremental, progress=progress)

@@ -18,6 +18,6 @@ def env() -> None:
 @app.command()
 def demo() -> None:
     """Generate data, build and register features, train, promote; print where results are."""
-    from fsml.demo import run_demo
+    from fsml.examples.fraud.demo import run_demo
 
     run_demo(load_settings())

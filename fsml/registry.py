@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from training.train import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def experiment_id(settings: Settings, mlflow_client: MlflowClient) -> str:
 
 def register_training(
     settings: Settings,
-    trained: TrainedModel,
+    bundle: ModelBundle,
     params: dict[str, Any],
     tags: dict[str, str],
     artifacts: dict[str, Path],
@@ -75,7 +74,7 @@ def register_training(
     import mlflow
 
     mlflow_client = client(settings)
-    card = trained.bundle.card
+    card = bundle.card
     run = mlflow_client.create_run(experiment_id(settings, mlflow_client), tags=tags)
     run_id = run.info.run_id
     version: ModelVersion | None = None
@@ -89,7 +88,7 @@ def register_training(
                 card_path = Path(tmp) / CARD_FILE
                 card_path.write_text(card.model_dump_json(indent=2))
                 info = mlflow.lightgbm.log_model(
-                    trained.bundle.booster,
+                    bundle.booster,
                     name="model",
                     extra_files=[str(card_path)],
                     pip_requirements=_requirements(),

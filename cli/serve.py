@@ -7,8 +7,8 @@ import shutil
 from typing import Annotated
 
 import typer
-
 from fsml.cli.app import JSON_HELP, app, load_settings
+
 from fsml.console import chunk_progress, emit
 
 
@@ -21,7 +21,7 @@ def serve(
     """Serve the champion over HTTP: /v1/predict, /v1/predict/batch, /readyz, /metrics, ..."""
     settings = load_settings()
 
-    from serving.app import check_deployable
+    from fsml.serving.app import check_deployable
 
     check_deployable(settings)
     settings.export()
@@ -34,7 +34,7 @@ def serve(
     import uvicorn
 
     uvicorn.run(
-        "serving.app:create_app_from_env",
+        "fsml.serving.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -64,7 +64,7 @@ def score(
 
     settings = load_settings()
 
-    from serving.batch import score_file
+    from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
         result = score_file(settings, Path(input), Path(output), progress=progress)

@@ -6,8 +6,8 @@ import contextlib
 from typing import Annotated
 
 import typer
-
 from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
+
 from fsml.console import chunk_progress, emit
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
@@ -25,7 +25,7 @@ def replay(
     """Send the generated transactions of those days to the service as they happened."""
     settings = load_settings()
 
-    from monitoring.replay import replay as run_replay
+    from fsml.monitoring.replay import replay as run_replay
 
     with chunk_progress("replay") as progress:
         result = run_replay(settings, from_day, to_day, url, batch, progress)
@@ -44,7 +44,7 @@ def monitor_run(
     if source not in ("logs", "offline"):
         raise typer.BadParameter("must be 'logs' or 'offline'", param_hint="--source")
 
-    from monitoring.monitor import run_monitor
+    from fsml.monitoring.monitor import run_monitor
 
     with chunk_progress("monitor") as progress:
         progress("reading the window", 0, 1)
@@ -60,7 +60,7 @@ def monitor_watch(
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
     settings = load_settings()
 
-    from monitoring.watch import parse_duration, watch
+    from fsml.monitoring.watch import parse_duration, watch
 
     period = parse_duration(every)
     with contextlib.suppress(KeyboardInterrupt):
@@ -77,7 +77,7 @@ def retrain(
     settings = load_settings()
     when = parse_time(as_of, "--as-of")
 
-    from monitoring.retrain import retrain as run_retraining
+    from fsml.monitoring.retrain import retrain as run_retraining
 
     with chunk_progress("retrain") as progress:
         outcome = run_retraining(settings, reason=f"manual: {reason}", as_of=when, progress=progress)

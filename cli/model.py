@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
 from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
+
 from fsml.console import emit, steps
 
 
@@ -20,7 +20,7 @@ def train(
     settings = load_settings()
     when = parse_time(as_of, "--as-of")
 
-    from training.pipeline import train as run_training
+    from fsml.training.pipeline import train as run_training
 
     with steps("train", 1) as step:
         step("training set, model, report, registry")
@@ -40,7 +40,7 @@ def promote(
     settings = load_settings()
     when = parse_time(as_of, "--as-of")
 
-    from training.promote import promote as run_promotion
+    from fsml.training.promote import promote as run_promotion
 
     with steps("promote", 1) as step:
         step("scoring challenger and champion")
@@ -56,7 +56,7 @@ def reproduce(
     """Rebuild a run's training set and model from its record; report what differs."""
     settings = load_settings()
 
-    from training.reproduce import reproduce as run_reproduction
+    from fsml.training.reproduce import reproduce as run_reproduction
 
     with steps("reproduce", 1) as step:
         step(f"rebuilding run {run_id}")
