@@ -59,9 +59,12 @@ def staged_dir(target: Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=versions))
     try:
         yield stage
-        for path in stage.iterdir():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+        for path in sorted(stage.rglob("*"), reverse=True):  # files before their folders
+            if path.is_dir():
+                _fsync_dir(path)
+            else:
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
         final = versions / uuid.uuid4().hex[:12]
         stage.rename(final)
         link = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.link")

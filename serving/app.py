@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from fsml.serving.errors import json_safe
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
-from fsml.serving.routes import admin, health, predict
+from fsml.serving.push import ingestor
+from fsml.serving.routes import admin, health, predict, push
 from fsml.serving.schemas import request_model
 from fsml.serving.state import ServiceState, redis_client
 
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None) -> MetricsMiddleware:
 def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
     """The FastAPI app: every route, the OpenAPI schema, start-up and shutdown."""
     check_deployable(settings)
-    spec = describe_service(open_store(settings), settings.feature_service)
+    store = open_store(settings)
+    spec = describe_service(store, settings.feature_service)
     single, batch = request_model(spec.inputs, settings.batch_max_rows)
     metrics = Metrics()
 
@@ -47,6 +49,7 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings, spec.inputs, redis_client(settings), metrics)
         state.open_prediction_log({f.column: f.dtype for f in spec.features})
+        open_pushes(state, store, spec.label_source.name)
         app.state.service = state
         try:
             await state.reload()
@@ -59,10 +62,13 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
         gc.collect()
         gc.freeze()
         watcher = asyncio.create_task(state.watch_champion())
+        pushes = asyncio.create_task(state.finish_pushes()) if state.ingestor else None
         try:
             yield
         finally:
             watcher.cancel()
+            if pushes is not None:
+                pushes.cancel()
             if state.predictions is not None:
                 await asyncio.to_thread(state.predictions.close)
             await state.redis.aclose()
@@ -76,8 +82,20 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
     app.include_router(predict.router(single, batch))
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(push.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     return app, single, batch, metrics
+
+
+def open_pushes(state: ServiceState, store: object, label_source: str) -> None:
+    """The ingestor of the repo's push sources; a repo that cannot take pushes still serves."""
+    try:
+        state.ingestor = ingestor(state.settings, state.redis, store)
+    except FsmlError as exc:
+        state.push_error = exc.message
+        log.warning("pushes disabled: %s", exc.message)
+        return
+    state.record_source = label_source if label_source in state.ingestor.repo.sources else None
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

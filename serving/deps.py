@@ -6,6 +6,7 @@ to a thread and back costs up to a GIL switch interval (5 ms) per request.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from typing import Annotated
 
@@ -34,6 +35,27 @@ async def require_admin(request: Request, x_api_key: Annotated[str | None, Heade
         raise HTTPException(401, detail="missing or wrong X-API-Key")
 
 
+def _same(given: str | None, expected: str | None) -> bool:
+    """Constant-time comparison of the bytes; an empty or blank key is no key."""
+    if not given or not given.strip() or not expected or not expected.strip():
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def require_push_key(
+    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+) -> None:
+    """Push routes take the push-only key (FSML_PUSH_API_KEY) or the admin key."""
+    settings = request.app.state.service.settings
+    keys = [k.get_secret_value() for k in (settings.push_api_key, settings.api_key) if k is not None]
+    keys = [k for k in keys if k.strip()]
+    if not keys:
+        raise HTTPException(401, detail="push is disabled: set FSML_PUSH_API_KEY (or FSML_API_KEY)")
+    if not any([_same(x_api_key, k) for k in keys]):  # every key compared: no early exit
+        raise HTTPException(401, detail="missing or wrong X-API-Key")
+
+
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 AdminDep = Annotated[None, Depends(require_admin)]
+PushKeyDep = Annotated[None, Depends(require_push_key)]

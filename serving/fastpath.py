@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from fastapi import HTTPException
 from fsml.serving.errors import json_safe
-from fsml.serving.routes.predict import score_rows
+from fsml.serving.routes.predict import batch_answer, score_rows, single_answer
 from pydantic import BaseModel, ValidationError
 
 HEADERS = [(b"content-type", b"application/json")]
@@ -46,16 +46,14 @@ class PredictFastPath:
             return
         rows = [request.model_dump()] if path == "/v1/predict" else [r.model_dump() for r in request.rows]
         try:
-            predictions = await score_rows(state, scorer, rows, include_values=False)
+            predictions, recorded = await score_rows(state, scorer, rows, include_values=False, record=request.record)
         except HTTPException as exc:
             await _reply(send, exc.status_code, {"detail": exc.detail})
             return
         if path == "/v1/predict":
-            await _reply(send, 200, predictions[0])
+            await _reply(send, 200, single_answer(predictions, recorded))
         else:
-            await _reply(
-                send, 200, {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
-            )
+            await _reply(send, 200, batch_answer(predictions, recorded, scorer))
 
 
 async def _body(receive: Callable) -> bytes:

@@ -25,6 +25,11 @@ class FeatureReport(BaseModel):
     values: dict[str, Any] | None = None
 
 
+class Recorded(BaseModel):
+    accepted: int
+    duplicates: int
+
+
 class PredictResponse(BaseModel):
     transaction_id: int | str | None = None
     score: float
@@ -32,12 +37,14 @@ class PredictResponse(BaseModel):
     threshold: float
     model: ModelRef
     features: FeatureReport
+    recorded: Recorded | None = Field(None, description="With record: true, what the push of the row did.")
 
 
 class BatchResponse(BaseModel):
     model: ModelRef
     threshold: float
     predictions: list[PredictResponse]
+    recorded: Recorded | None = None
 
 
 class ModelInfo(BaseModel):
@@ -75,10 +82,13 @@ def request_model(inputs: tuple[Input, ...], max_rows: int) -> tuple[type[BaseMo
     fields: dict[str, Any] = {"transaction_id": (int | str | None, Field(None, description="Echoed back; logged."))}
     fields |= {i.name: _field(i) for i in inputs}
     config = ConfigDict(extra="forbid")
-    single = create_model("PredictRequest", __config__=config, **fields)
+    row = create_model("PredictRow", __config__=config, **fields)
+    record = (bool, Field(False, description="Also push the scored row to the service's label source."))
+    single = create_model("PredictRequest", __base__=row, record=record)
     batch = create_model(
         "BatchPredictRequest",
         __config__=config,
-        rows=(list[single], Field(..., min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        rows=(list[row], Field(..., min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        record=record,
     )
     return single, batch

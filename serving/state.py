@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fsml.features.ingest import Ingestor
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
@@ -35,6 +36,9 @@ class ServiceState:
     scorer: Scorer | None = None
     load_error: str | None = None
     predictions: PredictionLog | None = None
+    ingestor: Ingestor | None = None  # pushes; None until the repo's push sources are read
+    record_source: str | None = None  # where `record: true` pushes: the service's label source
+    push_error: str | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _last_error_log: float = 0.0
 
@@ -86,6 +90,26 @@ class ServiceState:
         if now - self._last_error_log >= 1.0:
             self._last_error_log = now
             log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
+
+    async def finish_pushes(self, every: float = 1.0) -> None:
+        """Start-up recovery of pushes that died half-way (their pending files), then the retry
+        of this process's own, until they are done: a pending file does not wait for the next
+        push to reach both stores."""
+        done = False
+        while True:
+            try:
+                if not done:
+                    recovered = await self.ingestor.recover()  # type: ignore[union-attr]
+                    done = True
+                    if recovered:
+                        log.info("recovered %d pending push file(s)", recovered)
+                elif self.ingestor.unresolved:  # type: ignore[union-attr]
+                    await self.ingestor.resolve()  # type: ignore[union-attr]
+            except ONLINE_STORE_ERRORS as exc:
+                self.online_store_failed(exc)
+            except Exception:  # keep serving; the next round retries
+                log.exception("pending pushes could not be finished yet")
+            await asyncio.sleep(every)
 
     async def watch_champion(self) -> None:
         """Follow the champion alias, so every worker picks up a promotion by itself."""

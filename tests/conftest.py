@@ -67,7 +67,7 @@ def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **ove
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+    with RedisServer(tmp_path_factory.mktemp("redis"), persist=True) as server:
         yield server
 
 
@@ -82,6 +82,8 @@ class World:
 
 
 def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any) -> World:
+    """Generated data, its history pushed (offline) up to the data's end, tables built."""
+    from fsml.examples.fraud.history import push_history
     from fsml.examples.fraud.synthetic import generate, save
     from fsml.features.build import build_features
 
@@ -89,8 +91,9 @@ def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, 
 
     settings = make_settings(home, redis_url, **overrides)
     save(generate(generator), generator, settings.raw_dir)
-    build_features(settings.raw_dir, settings.features_dir)
     apply_repo(settings)
+    push_history(settings, generator.end)
+    build_features(settings, until=generator.end)
     return World(settings, generator)
 
 

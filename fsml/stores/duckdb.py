@@ -39,6 +39,8 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
+from fsml.tables import parquet_files, quote_name, scan
+
 log = logging.getLogger(__name__)
 
 FRESH = "__fsml_fresh_"
@@ -48,13 +50,8 @@ class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
 
 
-def quote_name(name: str) -> str:
-    """A SQL identifier, quoted for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
+def _readable(path: str) -> bool:
+    return str(path).endswith(".parquet") or os.path.isdir(path)
 
 
 def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) -> bool:
@@ -64,7 +61,7 @@ def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) 
         source = view.batch_source
         if not isinstance(source, FileSource) or source.field_mapping or source.date_partition_column:
             return False
-        if not str(source.path).endswith(".parquet") or "://" in str(source.path):
+        if not _readable(str(source.path)) or "://" in str(source.path):
             return False
     return True
 
@@ -204,7 +201,7 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        return f"{rows} FROM read_parquet({_literal(path)})", paired
+        return f"{rows} FROM {scan(path)}", paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
@@ -240,19 +237,19 @@ class _TableJob(RetrievalJob):
 
 
 def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
-    """Whether no two rows of the file share their keys and event time (checked once per
-    version of the file: its size and modification time)."""
+    """Whether no two rows of the table share their keys and event time (checked once per
+    version of its files: their names, sizes and modification times)."""
     try:
-        stat = os.stat(path)
-    except OSError:  # a glob or a directory: no single version to remember, so join on the pair
+        version = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in parquet_files(path))
+    except OSError:  # changed while we looked: no version to remember, so join on the pair
         return False
-    return _unique_events_of(path, stat.st_size, stat.st_mtime_ns, keys, event)
+    return bool(version) and _unique_events_of(path, version, keys, event)
 
 
 @lru_cache(maxsize=256)
-def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
+def _unique_events_of(path: str, version: tuple, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM {scan(path)}"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fsml.serving.deps import ScorerDep, StateDep
 from fsml.serving.features import utc
+from fsml.serving.routes.push import push_rows, recorded_rows
 from fsml.serving.schemas import BatchResponse, PredictResponse
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ONLINE_STORE_ERRORS, ServiceState
@@ -17,21 +18,28 @@ from pydantic import BaseModel
 
 
 async def score_rows(
-    state: ServiceState, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool
-) -> list[dict[str, Any]]:
-    """One Redis round trip for all rows, then features, scores and what was missing."""
+    state: ServiceState, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool, record: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """One Redis round trip for all rows, then features, scores and what was missing. With
+    ``record``, the rows are then pushed to the service's label source (checked before scoring),
+    so an application sends each transaction once: scored on the features before it."""
     reader = scorer.reader
+    now = datetime.now(UTC)
+    for row in rows:
+        row.pop("record", None)
     if reader.time_field:
         for row in rows:
             row[reader.time_field] = utc(row.get(reader.time_field))
+    if record:
+        pushed = recorded_rows(state, rows, reader.time_field, now)
     try:
-        replies = await state.redis.send_payload(*reader.payload(rows))
+        replies = await state.redis.send_payload(*reader.payload(rows, now))
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None
-    now = datetime.now(UTC)
     vectors = reader.assemble(rows, replies, now)
     scores = scorer.predict(vectors)
+    recorded = await push_rows(state, state.record_source, pushed) if record else None
     log = state.predictions
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
@@ -68,7 +76,16 @@ async def score_rows(
                 "features": report,
             }
         )
-    return out
+    return out, recorded
+
+
+def single_answer(predictions: list[dict[str, Any]], recorded: dict[str, int] | None) -> dict[str, Any]:
+    return predictions[0] if recorded is None else {**predictions[0], "recorded": recorded}
+
+
+def batch_answer(predictions: list[dict[str, Any]], recorded: dict[str, int] | None, scorer: Scorer) -> dict[str, Any]:
+    answer = {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
+    return answer if recorded is None else {**answer, "recorded": recorded}
 
 
 def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
@@ -76,18 +93,16 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
     async def predict(body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score one transaction; says which features were missing or stale."""
-        return (await score_rows(state, scorer, [body.model_dump()], include_values))[0]  # type: ignore[attr-defined]
+        """Score one transaction; says which features were missing or stale. ``record: true``
+        also pushes it (after scoring), so the next request sees it."""
+        row = body.model_dump()  # type: ignore[attr-defined]
+        return single_answer(*await score_rows(state, scorer, [row], include_values, bool(row.get("record"))))
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)
     async def predict_batch(body: batch, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
         """Score up to FSML_BATCH_MAX_ROWS transactions with one Redis round trip."""
         rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
-        predictions = await score_rows(state, scorer, rows, include_values)
-        return {
-            "model": predictions[0]["model"],
-            "threshold": scorer.threshold,
-            "predictions": predictions,
-        }
+        scored = await score_rows(state, scorer, rows, include_values, body.record)  # type: ignore[attr-defined]
+        return batch_answer(*scored, scorer)
 
     return api

@@ -1,0 +1,63 @@
+"""Snapshot views: a SQL file per view (its ``fsml.sql`` tag, relative to the feature repo),
+run by DuckDB over the repo's sources by name.
+
+The SQL is the example's; this runner is generic. It sees every push source as its pushed rows
+(registered by the build), every other file source of the repo as its file, and the parameters
+``$start_us`` / ``$end_us`` (the first and last snapshot instant, epoch µs, both included),
+``$day``, ``$hour`` and ``$created``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from fsml.errors import FsmlError
+from fsml.features.sources import Repo
+from fsml.tables import quote_name, scan
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+
+
+def sql_of(repo_path: Path, view: Any) -> str:
+    path = repo_path / view.tags["fsml.sql"]
+    try:
+        return path.read_text()
+    except OSError:
+        raise FsmlError(f"view {view.name!r}: cannot read its SQL {path} (tag fsml.sql)") from None
+
+
+def reference_sources(repo: Repo) -> list[Any]:
+    """File sources read by SQL: neither a push source's rows nor a table the build writes."""
+    from feast.infra.offline_stores.file_source import FileSource
+
+    produced = {str(v.batch_source.path) for v in (*repo.feature_views, *repo.stream_views) if v.batch_source}
+    pushed = {str(s.path) for s in repo.sources.values()}
+    return [
+        s
+        for s in repo.data_sources
+        if isinstance(s, FileSource) and str(s.path) not in produced | pushed and s.name not in repo.sources
+    ]
+
+
+def register_references(con: duckdb.DuckDBPyConnection, repo: Repo) -> None:
+    for source in reference_sources(repo):
+        if Path(source.path).exists():
+            con.execute(f"CREATE OR REPLACE VIEW {quote_name(source.name)} AS SELECT * FROM {scan(source.path)}")
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, repo_path: Path, view: Any, first: int, last: int, created: datetime
+) -> pa.Table:
+    """The view's rows for the snapshot instants ``first`` to ``last`` (µs, included)."""
+    sql = sql_of(repo_path, view)
+    params = {"start_us": first, "end_us": last, "day": DAY_US, "hour": HOUR_US, "created": created}
+    try:
+        return con.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).to_arrow_table()
+    except duckdb.Error as exc:
+        raise FsmlError(f"view {view.name!r}: its SQL failed: {str(exc).strip().splitlines()[0]}") from None
