@@ -11,8 +11,9 @@ Builds are incremental: the manifest of the published tables records which pushe
 include. New files only recompute the change points of the entities they touch, from their
 earliest new event on, and snapshots only for days not built yet; the result is appended as new
 part files whose ``created_timestamp`` is later, so a point-in-time lookup prefers the new rows
-(Feast's tie-break). A snapshot already built is not changed by events that arrive late for it.
-Anything else that changed (declarations, SQL, this code, a reference table, a removed file)
+(Feast's tie-break). Late rows make the snapshots from their time on be computed again (a snapshot
+at instant ``tau`` may read rows whose event time is at most ``tau``), so an incremental build
+gives the rows a full build would. Anything else that changed (declarations, SQL, this code, a reference table, a removed file)
 means a full build; ``full=True`` forces one, which also compacts the parts.
 
 Every new pushed row and every new table row is validated before anything is published, and all
@@ -27,7 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ MANIFEST = "manifest.json"
 Progress = Callable[[str], None]
 
 
+class NothingToBuild(FsmlError):
+    """The repo declares no view whose table the pipeline writes."""
+
+
 @dataclass
 class BuildResult:
     directory: Path
@@ -78,7 +83,7 @@ def build_features(
     until = (until or datetime.now(UTC)).astimezone(UTC)
     repo = load_repo(open_store(settings))
     plan = Plan.of(repo)
-    files = {name: [str(f) for f in EventLog(s.path).files()] for name, s in repo.sources.items()}
+    files = {name: [str(f.relative_to(s.path)) for f in EventLog(s.path).files()] for name, s in repo.sources.items()}
     previous = _manifest(plan.directory)
     fingerprint = plan.fingerprint()
     old = previous.get("files", {}) if previous else {}
@@ -92,19 +97,23 @@ def build_features(
     last_day = _day_floor(_micros(until))
     if incremental and not any(new.values()) and previous.get("last_snapshot", 0) >= last_day:
         return BuildResult(plan.directory, "unchanged", until)
+    located = {n: [str(repo.sources[n].path / f) for f in fs] for n, fs in files.items()}
+    fresh = {n: [str(repo.sources[n].path / f) for f in fs] for n, fs in new.items()}
     if not incremental and not any(files.values()):
         raise FsmlError("nothing has been pushed yet: push rows (`fsml push`) before building features")
     con = _connect()
     created = _created(previous)
     note("validating pushed rows")
-    rows = _register_sources(con, repo, files, new)
+    rows, earliest = _register_sources(con, repo, located, fresh)
     build = Build(con, repo, plan, created, incremental, previous or {})
     tables: dict[str, pa.Table] = {}
     for view in plan.windows:
         if new[view.source] or not incremental:
             note(f"computing {view.name}")
-            tables[view.name] = build.windows(view, new[view.source])
-    first = previous.get("last_snapshot", 0) + DAY_US if incremental else _first_day(con, repo)
+            tables[view.name] = build.windows(view, fresh[view.source])
+    first = _first_day(con, repo)
+    if incremental:  # new days, and the days late rows change (a snapshot reads rows up to its instant)
+        first = min([previous.get("last_snapshot", 0) + DAY_US, *(_day_ceil(t) for t in earliest)])
     for view in plan.snapshots:
         if first <= last_day:
             note(f"computing {view.name}")
@@ -137,11 +146,13 @@ class Plan:
 
     @classmethod
     def of(cls, repo: Repo) -> Plan:
+        if not repo.feature_views and not repo.stream_views:
+            raise FsmlError(f"no feature views registered in project {repo.project}: run `fsml features apply`")
         by_name = {v.name: v for v in (*repo.feature_views, *repo.stream_views)}
         snaps = tuple(v for v in repo.feature_views if "fsml.sql" in v.tags)
         produced = {**{w.name: by_name[w.name] for w in repo.windows}, **{v.name: v for v in snaps}}
         if not produced:
-            raise FsmlError("the feature repo declares no window views and no views tagged 'fsml.sql': nothing to build")
+            raise NothingToBuild("the feature repo declares no window views and no views tagged 'fsml.sql'")
         paths = {name: Path(str(v.batch_source.path)) for name, v in produced.items()}
         parents = {p.parent for p in paths.values()}
         if len(parents) != 1 or any(p.name != name for name, p in paths.items()):
@@ -224,10 +235,11 @@ def _window_events(con: duckdb.DuckDBPyConnection, view: WindowView, query: str)
 
 def _register_sources(
     con: duckdb.DuckDBPyConnection, repo: Repo, files: dict[str, list[str]], new: dict[str, list[str]]
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[int]]:
     """Each push source as a view of its rows (checked: the new ones in an incremental build),
-    each reference file source by name. Returns the new rows per source."""
-    failures, counts = [], {}
+    each reference file source by name. Returns the new rows per source and the earliest event
+    time (µs) of each source's new rows."""
+    failures, counts, earliest = [], {}, []
     for name, schema in repo.sources.items():
         if files[name]:
             con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT * FROM {scan_files(files[name])}")
@@ -236,12 +248,19 @@ def _register_sources(
             con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT {columns} WHERE false")
         if new[name]:
             con.execute(f"CREATE OR REPLACE TEMP VIEW fresh AS SELECT * FROM {scan_files(new[name])}")
-            failures += validate(con, "fresh", push_spec(schema))
-            counts[name] = con.execute("SELECT count(*) FROM fresh").fetchall()[0][0]
+            spec = push_spec(schema)
+            old = [f for f in files[name] if f not in set(new[name])]
+            if old:  # ids must stay unique across files too
+                key = quote_name(schema.id)
+                spec = replace(spec, rules=(("duplicate_keys", f"{key} NOT IN (SELECT {key} FROM {scan_files(old)})"),))
+            failures += validate(con, "fresh", spec)
+            ts = quote_name(schema.timestamp)
+            counts[name], first = con.execute(f"SELECT count(*), min(epoch_us({ts})) FROM fresh").fetchall()[0]
+            earliest += [first] if first is not None else []
     if failures:
         raise ValidationFailed("pushed rows", failures)
     snapshots.register_references(con, repo)
-    return counts
+    return counts, earliest
 
 
 _SQL = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}
@@ -305,3 +324,7 @@ def _micros(moment: datetime) -> int:
 
 def _day_floor(micros: int) -> int:
     return micros - micros % DAY_US
+
+
+def _day_ceil(micros: int) -> int:
+    return _day_floor(micros + DAY_US - 1)

@@ -46,9 +46,15 @@ def reference_sources(repo: Repo) -> list[Any]:
 
 
 def register_references(con: duckdb.DuckDBPyConnection, repo: Repo) -> None:
+    """Each reference file source as a view by its name; a missing or unreadable file is named."""
     for source in reference_sources(repo):
-        if Path(source.path).exists():
-            con.execute(f"CREATE OR REPLACE VIEW {quote_name(source.name)} AS SELECT * FROM {scan(source.path)}")
+        path = Path(source.path)
+        if not path.exists():
+            raise FsmlError(f"missing reference table {path} (data source {source.name!r})")
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {quote_name(source.name)} AS SELECT * FROM {scan(path)}")
+        except duckdb.Error as exc:
+            raise FsmlError(f"cannot read {path} (data source {source.name!r}): {str(exc).splitlines()[0]}") from None
 
 
 def run(

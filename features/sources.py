@@ -81,7 +81,7 @@ class Repo:
         try:
             return self.sources[name]
         except KeyError:
-            known = ", ".join(sorted(self.sources)) or "none"
+            known = ", ".join(sorted(self.sources)) or "none: run `fsml features apply`"
             raise FsmlError(f"unknown push source {name!r} (known: {known})") from None
 
     def window(self, name: str) -> WindowView:

@@ -124,6 +124,13 @@ class RedisServer:
             self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, as a crash would leave the files."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     def __enter__(self) -> RedisServer:
         return self.start()
 

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     push_api_key: SecretStr | None = Field(None, description="X-API-Key for push routes only (the admin key works too).")
     push_max_rows: int = Field(10_000, gt=0, description="Largest push request, in rows.")
     push_max_bytes: int = Field(16 * 2**20, gt=0, description="Largest push request body; larger gets 413 unread.")
+    push_timeout_ms: int = Field(10_000, gt=0, description="Redis write timeout of a push (fsync included).")
     push_max_future_seconds: float = Field(3_600.0, ge=0, description="Clock skew allowed for pushed event times.")
     window_lateness_hours: float = Field(
         24.0, ge=0, description="How late an event may arrive and still count in online windows."

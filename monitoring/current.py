@@ -113,8 +113,8 @@ def offline_window(settings, bundle, as_of: datetime, days: float) -> Window:  #
     con.execute("SET TimeZone = 'UTC'")
     entities = con.execute(
         f"""SELECT {", ".join(f'"{c}"' for c in keep)}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp
-            FROM read_parquet(?) WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ?""",
-        [str(src.path), start, as_of],
+            FROM {src.relation()} WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ?""",
+        [start, as_of],
     ).df()
     if entities.empty:
         raise FsmlError(f"no {src.name} rows between {start.isoformat()} and {as_of.isoformat()}")

@@ -21,16 +21,16 @@ from fsml.model import ModelCard
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
     """Logged (id, score) rows with their label, where the label is known at ``as_of``."""
     rows = logged.loc[logged["transaction_id"].notna(), ["transaction_id", "score"]]
-    if rows.empty or not source.path.is_file():
+    if rows.empty or not source.exists():
         return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("logged", rows)
     return con.execute(
         f"""SELECT l.transaction_id, l.score, CAST(s."{source.label}" AS BIGINT) AS label
-            FROM logged l JOIN read_parquet(?) s ON l.transaction_id = CAST(s."{source.id}" AS VARCHAR)
+            FROM logged l JOIN {source.relation()} s ON l.transaction_id = CAST(s."{source.id}" AS VARCHAR)
             WHERE s."{source.available_at}" <= ?""",
-        [str(source.path), as_of],
+        [as_of],
     ).df()
 
 

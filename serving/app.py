@@ -15,6 +15,7 @@ from fsml.serving.errors import json_safe
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
 from fsml.serving.push import ingestor
+from fsml.serving.redis_client import RedisClient
 from fsml.serving.routes import admin, health, predict, push
 from fsml.serving.schemas import request_model
 from fsml.serving.state import ServiceState, redis_client
@@ -62,13 +63,16 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
         gc.collect()
         gc.freeze()
         watcher = asyncio.create_task(state.watch_champion())
-        pushes = asyncio.create_task(state.finish_pushes()) if state.ingestor else None
+        pushes = None
+        if state.ingestor is not None:
+            pushes = asyncio.create_task(state.finish_pushes(await state.recover_pushes()))
         try:
             yield
         finally:
             watcher.cancel()
             if pushes is not None:
                 pushes.cancel()
+                await state.ingestor.redis.aclose()  # type: ignore[union-attr]
             if state.predictions is not None:
                 await asyncio.to_thread(state.predictions.close)
             await state.redis.aclose()
@@ -90,7 +94,10 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
 def open_pushes(state: ServiceState, store: object, label_source: str) -> None:
     """The ingestor of the repo's push sources; a repo that cannot take pushes still serves."""
     try:
-        state.ingestor = ingestor(state.settings, state.redis, store)
+        # Its own connection and timeout: a push waits for Redis's fsync, and must not hold up
+        # (or share the read timeout of) the prediction reads multiplexed on the other one.
+        writes = RedisClient(state.settings.redis_url, timeout=state.settings.push_timeout_ms / 1000, connections=1)
+        state.ingestor = ingestor(state.settings, writes, store)
     except FsmlError as exc:
         state.push_error = exc.message
         log.warning("pushes disabled: %s", exc.message)

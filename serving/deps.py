@@ -14,6 +14,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ServiceState
 
+from fsml.settings import Settings
+
 
 async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
@@ -42,17 +44,24 @@ def _same(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-async def require_push_key(
-    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
-) -> None:
-    """Push routes take the push-only key (FSML_PUSH_API_KEY) or the admin key."""
-    settings = request.app.state.service.settings
+def push_denied(settings: Settings, given: str | None) -> HTTPException | None:
+    """Pushes (and ``record: true``) take the push-only key (FSML_PUSH_API_KEY) or the admin
+    key; None when ``given`` is one of them."""
     keys = [k.get_secret_value() for k in (settings.push_api_key, settings.api_key) if k is not None]
     keys = [k for k in keys if k.strip()]
     if not keys:
-        raise HTTPException(401, detail="push is disabled: set FSML_PUSH_API_KEY (or FSML_API_KEY)")
-    if not any([_same(x_api_key, k) for k in keys]):  # every key compared: no early exit
-        raise HTTPException(401, detail="missing or wrong X-API-Key")
+        return HTTPException(401, detail="push is disabled: set FSML_PUSH_API_KEY (or FSML_API_KEY)")
+    if not any([_same(given, k) for k in keys]):  # every key compared: no early exit
+        return HTTPException(401, detail="missing or wrong X-API-Key")
+    return None
+
+
+async def require_push_key(
+    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+) -> None:
+    denied = push_denied(request.app.state.service.settings, x_api_key)
+    if denied is not None:
+        raise denied
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
+from fsml.serving.deps import push_denied
 from fsml.serving.errors import json_safe
 from fsml.serving.routes.predict import batch_answer, score_rows, single_answer
 from pydantic import BaseModel, ValidationError
@@ -45,6 +46,9 @@ class PredictFastPath:
             await _reply(send, 503, {"detail": f"no model loaded: {state.load_error or 'loading'}"})
             return
         rows = [request.model_dump()] if path == "/v1/predict" else [r.model_dump() for r in request.rows]
+        if request.record and (denied := push_denied(state.settings, _header(scope, b"x-api-key"))) is not None:
+            await _reply(send, denied.status_code, {"detail": denied.detail})
+            return
         try:
             predictions, recorded = await score_rows(state, scorer, rows, include_values=False, record=request.record)
         except HTTPException as exc:
@@ -54,6 +58,13 @@ class PredictFastPath:
             await _reply(send, 200, single_answer(predictions, recorded))
         else:
             await _reply(send, 200, batch_answer(predictions, recorded, scorer))
+
+
+def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 async def _body(receive: Callable) -> bytes:

@@ -59,8 +59,10 @@ def materialize(
     end: datetime | None = None,
     incremental: bool = False,
     progress: Progress | None = None,
+    windows: bool = True,
 ) -> MaterializeResult:
-    """Load [start, end] (default: the longest TTL before now) into the online store."""
+    """Load [start, end] (default: the longest TTL before now) into the online store; with
+    ``windows``, also the window views' recent events before ``end``."""
     store = open_store(settings)
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
@@ -86,7 +88,7 @@ def materialize(
                 f"after {done} of {len(plan)} chunks: {type(exc).__name__}: {_line(exc)}; "
                 "finished chunks are kept, re-run (or --incremental) to complete"
             ) from exc
-    windows = load_windows(settings, store, end, progress)
+    loaded = load_windows(settings, store, end, progress) if windows else {}
     if progress:
         progress("done", len(plan), len(plan))
     return MaterializeResult(
@@ -94,7 +96,7 @@ def materialize(
         end=end.isoformat(),
         chunks=len(plan),
         views=[v.name for v in views],
-        windows=windows,
+        windows=loaded,
     )
 
 

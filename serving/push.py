@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsml.features.ingest import Ingestor, Policy
-from fsml.features.sources import load_repo
+from fsml.features.sources import Repo, load_repo
 from fsml.serving.redis_client import RedisClient
 
 from fsml.errors import FsmlError
@@ -35,9 +35,9 @@ def policy(settings: Settings) -> Policy:
     )
 
 
-def ingestor(settings: Settings, redis: RedisClient, store: Any | None = None) -> Ingestor:
+def ingestor(settings: Settings, redis: RedisClient, store: Any | None = None, repo: Repo | None = None) -> Ingestor:
     """Reads the registry once: the push schemas and window views of the repo."""
-    return Ingestor(load_repo(store or open_store(settings)), redis, policy(settings))
+    return Ingestor(repo or load_repo(store or open_store(settings)), redis, policy(settings))
 
 
 def read_rows(path: Path) -> pa.Table:
@@ -69,23 +69,24 @@ def push_file(
     ``fsml features materialize`` then loads what the online store needs. ``before`` keeps the
     rows whose event time is earlier (a file that runs ahead of the clock, such as a replay's).
     """
+    repo = load_repo(open_store(settings))
+    time_column = repo.source(source).timestamp  # an unknown source is named before any reading
     table = read_rows(path)
     if before is not None:
-        time_column = load_repo(open_store(settings)).source(source).timestamp
         if time_column not in table.column_names:
             raise FsmlError(f"{path} has no column {time_column!r}, the event time of {source!r}")
         times = pc.cast(table[time_column], pa.timestamp("us", tz="UTC"))
         table = table.filter(pc.less(times, pa.scalar(before, pa.timestamp("us", tz="UTC"))))
     size = min(chunk_rows or settings.push_max_rows, settings.push_max_rows)
-    return asyncio.run(_push_chunks(settings, source, table, offline, size, progress or (lambda *_: None)))
+    return asyncio.run(_push_chunks(settings, repo, source, table, offline, size, progress or (lambda *_: None)))
 
 
 async def _push_chunks(
-    settings: Settings, source: str, table: pa.Table, offline: bool, size: int, note: Progress
+    settings: Settings, repo: Repo, source: str, table: pa.Table, offline: bool, size: int, note: Progress
 ) -> dict[str, Any]:
-    redis = RedisClient(settings.redis_url, timeout=max(settings.redis_timeout_ms / 1000, 30.0))
+    redis = RedisClient(settings.redis_url, timeout=settings.push_timeout_ms / 1000, connections=1)
     try:
-        ingest = ingestor(settings, redis)
+        ingest = ingestor(settings, redis, repo=repo)
         recovered = await ingest.recover()
         accepted = duplicates = 0
         for start in range(0, table.num_rows, size):

@@ -91,18 +91,25 @@ class ServiceState:
             self._last_error_log = now
             log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
 
-    async def finish_pushes(self, every: float = 1.0) -> None:
-        """Start-up recovery of pushes that died half-way (their pending files), then the retry
-        of this process's own, until they are done: a pending file does not wait for the next
-        push to reach both stores."""
-        done = False
+    async def recover_pushes(self) -> bool:
+        """Finish the pushes that died half-way (their pending files); at start-up, before the
+        first request. False when Redis cannot be reached yet."""
+        try:
+            recovered = await asyncio.wait_for(self.ingestor.recover(), 60)  # type: ignore[union-attr]
+        except (*ONLINE_STORE_ERRORS, asyncio.TimeoutError) as exc:
+            self.online_store_failed(exc)
+            return False
+        if recovered:
+            log.info("recovered %d pending push file(s)", recovered)
+        return True
+
+    async def finish_pushes(self, done: bool, every: float = 1.0) -> None:
+        """Keep finishing pending pushes: the start-up recovery if it could not run, then this
+        process's own failed ones, so a pending file does not wait for the next push."""
         while True:
             try:
                 if not done:
-                    recovered = await self.ingestor.recover()  # type: ignore[union-attr]
-                    done = True
-                    if recovered:
-                        log.info("recovered %d pending push file(s)", recovered)
+                    done = await self.recover_pushes()
                 elif self.ingestor.unresolved:  # type: ignore[union-attr]
                     await self.ingestor.resolve()  # type: ignore[union-attr]
             except ONLINE_STORE_ERRORS as exc:

@@ -6,6 +6,7 @@ The world is real: generated Parquet files, DuckDB-built feature tables, a Feast
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,11 +153,38 @@ def server(champion: Champion):
 
 @pytest.fixture
 def own_world(tmp_path: Path, world: World) -> World:
-    """A private copy of the session world's data, for tests that change or break it."""
+    """A private copy of the session world's data and registry, for tests that change or break
+    it (pushing excepted: its Redis is the session world's)."""
+    from fsml.featurestore import apply_repo
+
     home = tmp_path / "home"
     for name in ("raw", "features"):
         version = home / "data" / f"{name}.versions" / "copy"
         shutil.copytree(world.settings.data_dir / name, version)
         (home / "data" / name).symlink_to(version.relative_to(home / "data"))
+    shutil.copytree(world.settings.data_dir / "events", home / "data" / "events", copy_function=os.link)
     settings = make_settings(home, world.settings.redis_url)
+    apply_repo(settings)
     return World(settings, world.generator)
+
+
+def live_settings(champion: Champion, home: Path, redis_url: str, **overrides: Any) -> Settings:
+    """A home of its own for tests that push: the session world's reference tables and feature
+    tables (linked), a copy of its pushed rows, its own Feast registry and Redis, and the
+    staging champion from the session's MLflow store. Materialized up to AS_OF."""
+    from fsml.serving.materialize import materialize
+
+    from fsml.featurestore import apply_repo
+
+    source = champion.settings
+    for name in ("raw", "features"):
+        version = home / "data" / f"{name}.versions" / "copy"
+        shutil.copytree(source.data_dir / name, version, copy_function=os.link)
+        (home / "data" / name).symlink_to(version.relative_to(home / "data"))
+    shutil.copytree(source.data_dir / "events", home / "data" / "events", copy_function=os.link)
+    settings = champion.settings.model_copy(
+        update={"home": home, "redis_url": redis_url, "mlflow_tracking_uri": source.tracking_uri, **overrides}
+    )
+    apply_repo(settings)
+    materialize(settings, end=AS_OF)
+    return settings

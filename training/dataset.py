@@ -20,6 +20,7 @@ import pandas as pd
 
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import ServiceSpec
+from fsml.tables import parquet_files
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -65,21 +66,21 @@ class Windows:
 def entity_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime) -> pd.DataFrame:
     """Labelled rows with ``start <= timestamp < end`` whose label is known at ``as_of``."""
     src = spec.label_source
-    if not src.path.is_file():
-        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
+    if not src.exists():
+        raise FsmlError(f"label source {src.name!r}: no rows at {src.path}")
     keep = [src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)]
     columns = ", ".join(f'"{c}"' for c in dict.fromkeys(keep))
     query = f"""
         SELECT {columns}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp,
                CAST("{src.label}" AS BIGINT) AS label
-        FROM read_parquet(?)
+        FROM {src.relation()}
         WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ? AND "{src.available_at}" <= ?
         ORDER BY "{src.timestamp}", "{src.id}"
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        return con.execute(query, [str(src.path), start, end, as_of]).df()
+        return con.execute(query, [start, end, as_of]).df()
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 
@@ -88,10 +89,11 @@ def check_offline_tables(spec: ServiceSpec) -> None:
     """Name a missing or unreadable feature table before Feast fails on it somewhere deep."""
     con = duckdb.connect()
     for view, path in spec.offline_paths.items():
-        if not path.is_file():
+        files = parquet_files(path)
+        if not files:
             raise FsmlError(f"feature view {view}: missing offline table {path} (run `fsml features build`)")
         try:
-            con.execute("SELECT count(*) FROM parquet_metadata(?)", [str(path)]).fetchone()
+            con.execute("SELECT count(*) FROM parquet_metadata(?)", [files]).fetchall()
         except duckdb.Error as exc:
             raise FsmlError(f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -172,7 +174,9 @@ def first_timestamp(spec: ServiceSpec) -> datetime | None:
     src = spec.label_source
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    return con.execute(f'SELECT min("{src.timestamp}") FROM read_parquet(?)', [str(src.path)]).fetchone()[0]
+    if not src.exists():
+        return None
+    return con.execute(f'SELECT min("{src.timestamp}") FROM {src.relation()}').fetchall()[0][0]
 
 
 def build_training_set(

@@ -5,10 +5,10 @@ so this module does not use postponed annotations: FastAPI reads them at definit
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
-from fsml.serving.deps import ScorerDep, StateDep
+from fastapi import APIRouter, Header, HTTPException
+from fsml.serving.deps import ScorerDep, StateDep, push_denied
 from fsml.serving.features import utc
 from fsml.serving.routes.push import push_rows, recorded_rows
 from fsml.serving.schemas import BatchResponse, PredictResponse
@@ -79,6 +79,15 @@ async def score_rows(
     return out, recorded
 
 
+KeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
+
+
+def _allowed(state: ServiceState, record: bool, key: str | None) -> bool:
+    if record and (denied := push_denied(state.settings, key)) is not None:
+        raise denied
+    return record
+
+
 def single_answer(predictions: list[dict[str, Any]], recorded: dict[str, int] | None) -> dict[str, Any]:
     return predictions[0] if recorded is None else {**predictions[0], "recorded": recorded}
 
@@ -92,17 +101,19 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
     api = APIRouter(tags=["predict"])
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
-    async def predict(body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
+    async def predict(body: single, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False):  # type: ignore[valid-type]
         """Score one transaction; says which features were missing or stale. ``record: true``
-        also pushes it (after scoring), so the next request sees it."""
+        also pushes it (after scoring; needs the push key), so the next request sees it."""
         row = body.model_dump()  # type: ignore[attr-defined]
-        return single_answer(*await score_rows(state, scorer, [row], include_values, bool(row.get("record"))))
+        record = _allowed(state, bool(row.get("record")), key)
+        return single_answer(*await score_rows(state, scorer, [row], include_values, record))
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)
-    async def predict_batch(body: batch, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
+    async def predict_batch(body: batch, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False):  # type: ignore[valid-type]
         """Score up to FSML_BATCH_MAX_ROWS transactions with one Redis round trip."""
         rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
-        scored = await score_rows(state, scorer, rows, include_values, body.record)  # type: ignore[attr-defined]
+        record = _allowed(state, body.record, key)  # type: ignore[attr-defined]
+        scored = await score_rows(state, scorer, rows, include_values, record)
         return batch_answer(*scored, scorer)
 
     return api
