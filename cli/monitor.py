@@ -18,7 +18,7 @@ app.add_typer(monitor_app, name="monitor")
 def replay(
     start: Annotated[str | None, typer.Option(help="First moment to replay (ISO).")] = None,
     end: Annotated[str | None, typer.Option(help="Moment to stop before (ISO).")] = None,
-    from_day: Annotated[int | None, typer.Option(min=0, help="Or: first day of the generated data (0 = first).")] = None,
+    from_day: Annotated[int | None, typer.Option(min=0, help="Or: first day of the generated data (0: first).")] = None,
     to_day: Annotated[int | None, typer.Option(min=1, help="Or: day of the generated data to stop before.")] = None,
     labels_until: Annotated[str | None, typer.Option(help="Push labels known before this (ISO); default: end.")] = None,
     url: Annotated[str, typer.Option(help="Scoring service.")] = "http://127.0.0.1:8000",

@@ -15,7 +15,9 @@ from fsml.console import chunk_progress, emit
 def push(
     source: Annotated[str, typer.Option("--source", help="Push source of the feature repo, e.g. transactions.")],
     input: Annotated[str, typer.Option("--input", help="Parquet or CSV file with the source's columns.")],
-    offline: Annotated[bool, typer.Option(help="Offline store only (a backfill); then `features materialize`.")] = False,
+    offline: Annotated[
+        bool, typer.Option(help="Offline store only (a backfill); then `features materialize`.")
+    ] = False,
     before: Annotated[str | None, typer.Option(help="Only rows whose event time is earlier (ISO).")] = None,
     chunk_rows: Annotated[int | None, typer.Option(min=1, help="Rows per request; default FSML_PUSH_MAX_ROWS.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,

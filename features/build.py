@@ -5,7 +5,8 @@ its change-point rows from its push source's events; each view tagged ``fsml.sql
 result of that SQL file (relative to the repo), run by DuckDB over every source of the repo by
 name (push sources as their pushed rows, file sources as their files) with the parameters
 ``$start_us`` and ``$end_us`` (first and last snapshot instant, in epoch µs), ``$day``,
-``$hour`` and ``$created``. Snapshots are daily, up to ``until``.
+``$hour`` and ``$created``. Snapshots are daily, up to ``until`` but not past the day after the
+newest pushed row (data that stopped coming is not a run of empty days).
 
 Builds are incremental: the manifest of the published tables records which pushed files they
 include. New files only recompute the change points of the entities they touch, from their
@@ -13,7 +14,8 @@ earliest new event on, and snapshots only for days not built yet; the result is 
 part files whose ``created_timestamp`` is later, so a point-in-time lookup prefers the new rows
 (Feast's tie-break). Late rows make the snapshots from their time on be computed again (a snapshot
 at instant ``tau`` may read rows whose event time is at most ``tau``), so an incremental build
-gives the rows a full build would. Anything else that changed (declarations, SQL, this code, a reference table, a removed file)
+gives the rows a full build would. Anything else that changed (declarations, SQL, this code, a
+reference table, a removed file)
 means a full build; ``full=True`` forces one, which also compacts the parts.
 
 Every new pushed row and every new table row is validated before anything is published, and all
@@ -35,14 +37,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-
-from fsml.atomic import staged_dir
-from fsml.errors import FsmlError, ValidationFailed
 from fsml.features import snapshots
 from fsml.features.eventlog import EventLog
 from fsml.features.sources import Repo, load_repo
 from fsml.features.validation import push_spec, validate, view_spec
 from fsml.features.windows import WindowView, change_point_sql
+
+from fsml.atomic import staged_dir
+from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import open_store
 from fsml.fingerprint import file_digest
 from fsml.settings import Settings
@@ -95,7 +97,11 @@ def build_features(
     )
     new = {n: [f for f in fs if f not in set(old.get(n, []))] if incremental else fs for n, fs in files.items()}
     last_day = _day_floor(_micros(until))
-    if incremental and not any(new.values()) and previous.get("last_snapshot", 0) >= last_day:
+    if (
+        incremental
+        and not any(new.values())
+        and previous.get("last_snapshot", 0) >= min(last_day, _day_ceil(previous.get("newest", 0)))
+    ):
         return BuildResult(plan.directory, "unchanged", until)
     located = {n: [str(repo.sources[n].path / f) for f in fs] for n, fs in files.items()}
     fresh = {n: [str(repo.sources[n].path / f) for f in fs] for n, fs in new.items()}
@@ -111,7 +117,8 @@ def build_features(
         if new[view.source] or not incremental:
             note(f"computing {view.name}")
             tables[view.name] = build.windows(view, fresh[view.source])
-    first = _first_day(con, repo)
+    first, newest = _first_day(con, repo), _newest(con, repo)
+    last_day = min(last_day, _day_ceil(newest))  # no snapshots past the data: a feed that stopped is not "zero"
     if incremental:  # new days, and the days late rows change (a snapshot reads rows up to its instant)
         first = min([previous.get("last_snapshot", 0) + DAY_US, *(_day_ceil(t) for t in earliest)])
     for view in plan.snapshots:
@@ -128,6 +135,7 @@ def build_features(
         "created": created.isoformat(),
         "until": until.isoformat(),
         "last_snapshot": max(last_day, previous.get("last_snapshot", 0) if incremental else 0),
+        "newest": newest,
     }
     _publish(plan, tables, manifest, created, keep_old=incremental)
     mode = "incremental" if incremental else "full"
@@ -202,7 +210,9 @@ class Build:
         source = self.repo.sources[view.source]
         if not self.incremental:
             events = _window_events(self.con, view, f"SELECT * FROM {quote_name(source.name)}")
-            return self.con.sql(change_point_sql(view, events, "$created"), params={"created": self.created}).to_arrow_table()
+            return self.con.sql(
+                change_point_sql(view, events, "$created"), params={"created": self.created}
+            ).to_arrow_table()
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE touched AS SELECT {keys}, min(epoch_us({ts})) AS __since "
             f"FROM {scan_files(new_files)} GROUP BY {keys}"
@@ -310,6 +320,14 @@ def _first_day(con: duckdb.DuckDBPyConnection, repo: Repo) -> int:
     ]
     known = [f for f in firsts if f is not None]
     return _day_floor(min(known)) if known else 2**62
+
+
+def _newest(con: duckdb.DuckDBPyConnection, repo: Repo) -> int:
+    lasts = [
+        con.execute(f"SELECT max(epoch_us({quote_name(s.timestamp)})) FROM {quote_name(n)}").fetchall()[0][0]
+        for n, s in repo.sources.items()
+    ]
+    return max((t for t in lasts if t is not None), default=0)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
-
 from fsml.features.eventlog import EventLog, read_pending
 from fsml.features.rows import check_rows
 from fsml.features.sources import PushSchema, Repo
 from fsml.features.window_store import APPLY, WindowKeys, apply_arguments, seen_key
+
 from fsml.stores.ragged import pack
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+from fsml.features.sources import Column, PushSchema
 
 from fsml.errors import FsmlError
-from fsml.features.sources import Column, PushSchema
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 INT64 = 2**63 - 1

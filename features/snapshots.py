@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from fsml.features.sources import Repo
 
 from fsml.errors import FsmlError
-from fsml.features.sources import Repo
 from fsml.tables import quote_name, scan
 
 HOUR_US = 3_600_000_000

@@ -65,7 +65,9 @@ def view_spec(view: Any, min_rows: int = 1) -> TableSpec:
     if getattr(view, "aggregations", None):  # counts are never negative
         counts = {a.name for a in view.aggregations if a.function in ("count", "count_distinct")}
         columns = [Column(c.name, c.type, c.max_null_rate, 0, c.max) if c.name in counts else c for c in columns]
-    rules = tuple((k.removeprefix("fsml.check."), v) for k, v in sorted(view.tags.items()) if k.startswith("fsml.check."))
+    rules = tuple(
+        (k.removeprefix("fsml.check."), v) for k, v in sorted(view.tags.items()) if k.startswith("fsml.check.")
+    )
     return TableSpec(
         view.name,
         (*keys, *TIMESTAMPS, *columns),

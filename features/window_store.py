@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-
 from fsml.features.windows import WindowView
+
 from fsml.stores.ragged import pack
 from fsml.tables import quote_name, scan_files
 
@@ -183,7 +183,13 @@ def apply_arguments(
 
 
 def load_from_log(
-    client: Any, project: str, view: WindowView, files: list[str], end: int, retention: int, cap: int,
+    client: Any,
+    project: str,
+    view: WindowView,
+    files: list[str],
+    end: int,
+    retention: int,
+    cap: int,
     batch: int = 500,
 ) -> int:
     """Load each entity's events before ``end`` (µs) from the offline log, as pushes would have

@@ -30,8 +30,8 @@ from functools import cached_property
 from typing import Any
 
 from fsml.errors import FsmlError
-from fsml.tables import quote_name
 from fsml.stores.encoding import key_prefix, key_value
+from fsml.tables import quote_name
 
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct")
 SQL = {

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
 
     # Live data: pushed rows and the window features computed from them online.
-    push_api_key: SecretStr | None = Field(None, description="X-API-Key for push routes only (the admin key works too).")
+    push_api_key: SecretStr | None = Field(None, description="X-API-Key of push routes only (the admin key works too).")
     push_max_rows: int = Field(10_000, gt=0, description="Largest push request, in rows.")
     push_max_bytes: int = Field(16 * 2**20, gt=0, description="Largest push request body; larger gets 413 unread.")
     push_timeout_ms: int = Field(10_000, gt=0, description="Redis write timeout of a push (fsync included).")

@@ -39,4 +39,6 @@ def scan(path: str | os.PathLike[str]) -> str:
 
 def scan_files(files: list[str]) -> str:
     """A DuckDB relation reading the given files."""
-    return f"read_parquet([{', '.join(literal(str(f)) for f in files)}], hive_partitioning = false, union_by_name = true)"
+    return (
+        f"read_parquet([{', '.join(literal(str(f)) for f in files)}], hive_partitioning = false, union_by_name = true)"
+    )

@@ -119,7 +119,7 @@ async def _run(
     label_time = repo.source(labels_source).timestamp if labels_source else ""
     pending, matured = deque(rows), deque(labels)
     tally = Tally()
-    key = (settings.push_api_key or settings.api_key)
+    key = settings.push_api_key or settings.api_key
     headers = {"X-API-Key": key.get_secret_value()} if key else {}
     first = datetime.combine(start.date(), datetime.min.time(), tzinfo=start.tzinfo)
     barriers = [first + DAY * i for i in range(1, (end - first) // DAY + 2)]

@@ -96,7 +96,7 @@ class ServiceState:
         first request. False when Redis cannot be reached yet."""
         try:
             recovered = await asyncio.wait_for(self.ingestor.recover(), 60)  # type: ignore[union-attr]
-        except (*ONLINE_STORE_ERRORS, asyncio.TimeoutError) as exc:
+        except (TimeoutError, *ONLINE_STORE_ERRORS) as exc:
             self.online_store_failed(exc)
             return False
         if recovered:

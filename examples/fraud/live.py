@@ -28,11 +28,19 @@ def walk(settings: Settings, url: str, day: datetime) -> list[dict[str, Any]]:
     with httpx.Client(base_url=url, timeout=10, headers={"X-API-Key": key}) as client:
 
         def ask(what: str, at: datetime, **extra: Any) -> None:
-            body = {"customer_id": CUSTOMER, "merchant_id": MERCHANT, "amount": 30.0, "timestamp": at.isoformat(), **extra}
+            body = {
+                "customer_id": CUSTOMER,
+                "merchant_id": MERCHANT,
+                "amount": 30.0,
+                "timestamp": at.isoformat(),
+                **extra,
+            }
             reply = client.post("/v1/predict?include_values=true", json=body)
             reply.raise_for_status()
             data = reply.json()
-            values = {k.split("__", 1)[1]: v for k, v in data["features"]["values"].items() if k.split("__", 1)[1] in SHOWN}
+            values = {
+                k.split("__", 1)[1]: v for k, v in data["features"]["values"].items() if k.split("__", 1)[1] in SHOWN
+            }
             steps.append({"moment": at, "what": what, **values, "recorded": data.get("recorded")})
 
         ask("a new card: no history", noon - timedelta(minutes=1))

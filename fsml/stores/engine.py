@@ -34,9 +34,9 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fsml.tables import quote_name, scan
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
+from fsml.tables import quote_name, scan
 
 log = logging.getLogger(__name__)
 

@@ -101,7 +101,9 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
     api = APIRouter(tags=["predict"])
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
-    async def predict(body: single, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False):  # type: ignore[valid-type]
+    async def predict(  # type: ignore[valid-type]
+        body: single, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False
+    ):
         """Score one transaction; says which features were missing or stale. ``record: true``
         also pushes it (after scoring; needs the push key), so the next request sees it."""
         row = body.model_dump()  # type: ignore[attr-defined]
@@ -109,7 +111,9 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
         return single_answer(*await score_rows(state, scorer, [row], include_values, record))
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)
-    async def predict_batch(body: batch, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False):  # type: ignore[valid-type]
+    async def predict_batch(  # type: ignore[valid-type]
+        body: batch, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False
+    ):
         """Score up to FSML_BATCH_MAX_ROWS transactions with one Redis round trip."""
         rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
         record = _allowed(state, body.record, key)  # type: ignore[attr-defined]

@@ -34,9 +34,12 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     root = tmp_path_factory.mktemp("live")
     with RedisServer(root / "redis", persist=True) as server:
         settings = live_settings(champion, root / "home", server.url, push_api_key=SecretStr(PUSH_KEY))
-        with ServerProcess(settings, extra_env={"FSML_PUSH_MAX_ROWS": "100", "FSML_PUSH_MAX_BYTES": "65536"}) as api:
-            with httpx.Client(base_url=api.url, timeout=10, headers={"X-API-Key": PUSH_KEY}) as client:
-                yield settings, client, server
+        limits = {"FSML_PUSH_MAX_ROWS": "100", "FSML_PUSH_MAX_BYTES": "65536"}
+        with (
+            ServerProcess(settings, extra_env=limits) as api,
+            httpx.Client(base_url=api.url, timeout=10, headers={"X-API-Key": PUSH_KEY}) as client,
+        ):
+            yield settings, client, server
 
 
 def _tx(i: int, minutes: float, customer: int = CUSTOMER, amount: float = 10.0) -> dict:
@@ -145,7 +148,7 @@ def test_push_metrics(live) -> None:
     for name in ("fsml_pushed_rows_total", "fsml_push_duplicates_total", "fsml_push_rejected_rows_total",
                  "fsml_push_latency_seconds_bucket", "fsml_push_newest_event_age_seconds",
                  "fsml_push_newest_event_timestamp_seconds"):  # fmt: skip
-        assert f'{name}{{source="transactions"}}' in text or f'{name}{{le=' in text or f"{name}{{" in text, name
+        assert f'{name}{{source="transactions"}}' in text or f"{name}{{le=" in text or f"{name}{{" in text, name
     assert 'route="/v1/push"' in text
 
 

@@ -160,7 +160,8 @@ def test_incremental_build_equals_a_full_build(own_world: World) -> None:
     from fsml.serving.push import ingestor
     from fsml.serving.redis_client import RedisClient
 
-    settings = own_world.settings.model_copy(update={"redis_url": own_world.settings.redis_url.rsplit("/", 1)[0] + "/9"})
+    url = own_world.settings.redis_url.rsplit("/", 1)[0] + "/9"  # ids of its own: not the world's
+    settings = own_world.settings.model_copy(update={"redis_url": url})
     rng = np.random.default_rng(5)
     n = 300
     moments = AS_OF - pd.to_timedelta(rng.uniform(0, 36, n), unit="h")  # the last day and a half: some late
@@ -184,4 +185,6 @@ def test_incremental_build_equals_a_full_build(own_world: World) -> None:
     incremental = store.get_historical_features(entity_df=probe, features=views).to_df().sort_values("i")
     assert build_features(settings, until=later, full=True).mode == "full"
     full = store.get_historical_features(entity_df=probe, features=views).to_df().sort_values("i")
-    pd.testing.assert_frame_equal(incremental.reset_index(drop=True), full.reset_index(drop=True), check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        incremental.reset_index(drop=True), full.reset_index(drop=True), check_exact=False, rtol=1e-9
+    )

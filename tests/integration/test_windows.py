@@ -66,7 +66,8 @@ def random_events(rng: np.random.Generator, customers: int = 60, days: int = 60)
 def _row(e: pd.Series) -> dict:
     moment = START + timedelta(microseconds=int(e["t"]))
     return {"transaction_id": int(e["transaction_id"]), "customer_id": int(e["customer_id"]),
-            "merchant_id": int(e["merchant_id"]), "amount": float(e["amount"]), "timestamp": moment.isoformat()}  # fmt: skip
+            "merchant_id": int(e["merchant_id"]), "amount": float(e["amount"]),
+            "timestamp": moment.isoformat()}  # fmt: skip
 
 
 def _instants(rng: np.random.Generator, events: pd.DataFrame, low: int, high: int, n: int) -> list[tuple[int, int]]:
