@@ -33,10 +33,10 @@ HOUR, DAY, WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 
 
 def _table(name: str) -> FileSource:
-    """A table that ``fsml features build`` writes: a directory of Parquet files."""
+    """A table that ``fsml features build`` writes, in parts: new rows come as new files."""
     return FileSource(
         name=f"{name}_source",
-        path=str(DATA / "features" / name),
+        path=str(DATA / "features" / name / "*.parquet"),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
     )
@@ -58,11 +58,13 @@ customers = FileSource(
 merchants = FileSource(name="merchants", path=str(DATA / "raw" / "merchants.parquet"), timestamp_field="onboarded_at")
 
 # What the application knows when a card is used, pushed as it happens (or with `record: true`
-# on a prediction). Pushed rows land in date partitions under data/events/transactions.
+# on a prediction). Pushed rows land in date partitions: data/events/transactions/date=*/.
 transactions = PushSource(
     name="transactions",
     batch_source=FileSource(
-        name="transactions_log", path=str(DATA / "events" / "transactions"), timestamp_field="timestamp"
+        name="transactions_log",
+        path=str(DATA / "events" / "transactions" / "*" / "*.parquet"),
+        timestamp_field="timestamp",
     ),
     description="Card transactions; their labels arrive later through the labels source.",
     tags={"fsml.id": "transaction_id", "fsml.labels": "labels"},
@@ -72,7 +74,9 @@ transactions = PushSource(
 labels = PushSource(
     name="labels",
     batch_source=FileSource(
-        name="labels_log", path=str(DATA / "events" / "labels"), timestamp_field="label_available_at"
+        name="labels_log",
+        path=str(DATA / "events" / "labels" / "*" / "*.parquet"),
+        timestamp_field="label_available_at",
     ),
     description="Fraud labels by transaction id; label_available_at is when the label became known.",
     tags={"fsml.id": "transaction_id", "fsml.label": "is_fraud"},
@@ -198,8 +202,11 @@ merchant_risk = FeatureView(
         Field(name="merchant_txn_count_30d", dtype=Int64, tags={"fsml.min": "0"}),
         Field(name="merchant_labelled_count_30d", dtype=Int64, tags={"fsml.min": "0"}),
         Field(name="merchant_fraud_count_30d", dtype=Int64, tags={**RARE_EVENT, "fsml.min": "0"}),
-        Field(name="merchant_fraud_rate_30d", dtype=Float64,
-              tags={**RARE_EVENT, "fsml.min": "0", "fsml.max": "1", "fsml.max_null_rate": "1"}),
+        Field(
+            name="merchant_fraud_rate_30d",
+            dtype=Float64,
+            tags={**RARE_EVENT, "fsml.min": "0", "fsml.max": "1", "fsml.max_null_rate": "1"},
+        ),
     ],  # fmt: skip
     source=_table("merchant_risk"),
     tags={

@@ -48,7 +48,7 @@ from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import open_store
 from fsml.fingerprint import file_digest
 from fsml.settings import Settings
-from fsml.tables import quote_name, scan_files
+from fsml.tables import quote_name, scan_files, table_dir
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Plan:
         produced = {**{w.name: by_name[w.name] for w in repo.windows}, **{v.name: v for v in snaps}}
         if not produced:
             raise NothingToBuild("the feature repo declares no window views and no views tagged 'fsml.sql'")
-        paths = {name: Path(str(v.batch_source.path)) for name, v in produced.items()}
+        paths = {name: table_dir(v.batch_source.path) for name, v in produced.items()}
         parents = {p.parent for p in paths.values()}
         if len(parents) != 1 or any(p.name != name for name, p in paths.items()):
             shown = ", ".join(f"{n}: {p}" for n, p in paths.items())

@@ -18,7 +18,7 @@ import pyarrow as pa
 from fsml.features.sources import Repo
 
 from fsml.errors import FsmlError
-from fsml.tables import quote_name, scan
+from fsml.tables import parquet_files, quote_name, scan, table_dir
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -36,12 +36,12 @@ def reference_sources(repo: Repo) -> list[Any]:
     """File sources read by SQL: neither a push source's rows nor a table the build writes."""
     from feast.infra.offline_stores.file_source import FileSource
 
-    produced = {str(v.batch_source.path) for v in (*repo.feature_views, *repo.stream_views) if v.batch_source}
-    pushed = {str(s.path) for s in repo.sources.values()}
+    produced = {table_dir(v.batch_source.path) for v in (*repo.feature_views, *repo.stream_views) if v.batch_source}
+    pushed = {s.path for s in repo.sources.values()}
     return [
         s
         for s in repo.data_sources
-        if isinstance(s, FileSource) and str(s.path) not in produced | pushed and s.name not in repo.sources
+        if isinstance(s, FileSource) and table_dir(s.path) not in produced | pushed and s.name not in repo.sources
     ]
 
 
@@ -49,7 +49,7 @@ def register_references(con: duckdb.DuckDBPyConnection, repo: Repo) -> None:
     """Each reference file source as a view by its name; a missing or unreadable file is named."""
     for source in reference_sources(repo):
         path = Path(source.path)
-        if not path.exists():
+        if not parquet_files(path):
             raise FsmlError(f"missing reference table {path} (data source {source.name!r})")
         try:
             con.execute(f"CREATE OR REPLACE VIEW {quote_name(source.name)} AS SELECT * FROM {scan(path)}")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fsml.features.windows import WindowView, from_feast
 
 from fsml.errors import FsmlError
+from fsml.tables import table_dir
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -125,7 +126,7 @@ def _schema(source: Any, views: tuple[Any, ...], stream_views: tuple[Any, ...]) 
     batch = source.batch_source
     path = getattr(batch, "path", None)
     if not path:
-        raise FsmlError(f"push source {source.name!r} needs a FileSource batch_source (a directory for its rows)")
+        raise FsmlError(f"push source {source.name!r} needs a FileSource batch_source (where its rows land)")
     row_id = source.tags.get("fsml.id")
     fed = [v for v in (*views, *stream_views) if v.stream_source is not None and v.stream_source.name == source.name]
     columns: dict[str, Column] = {}
@@ -147,7 +148,7 @@ def _schema(source: Any, views: tuple[Any, ...], stream_views: tuple[Any, ...]) 
         id=row_id,
         timestamp=timestamp,
         columns=tuple(columns.values()),
-        path=Path(path),
+        path=table_dir(path),
         tags=tuple(sorted(source.tags.items())),
     )
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import struct
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -132,42 +133,48 @@ class WindowView:
             return None, "incomplete"
         if not events:
             return None, "missing"
-        if self.ttl_micros and t > self._last_change(events, t) + self.ttl_micros:
+        ttl = self.ttl_micros  # the last change point is at least the newest event + 1 µs: look further only past that
+        if ttl and t > events[0][0] + 1 + ttl and t > self._last_change(events, t) + ttl:
             return None, "stale"
         return self._aggregate(events, t), "ok"
 
     def _last_change(self, events: Sequence[tuple], t: int) -> int:
-        """The latest change point at or before ``t``: where the offline row would be."""
-        steps = (0, *self.widths)
-        longest = self.longest
+        """The latest change point at or before ``t``: where the offline row would be. For each
+        step ``w`` (0 and each window), the newest event with ``time + 1 + w <= t`` gives it."""
+        ascending = [e[0] for e in reversed(events)]
         best = 0
-        for event in events:
-            moment = event[0]
-            if moment + longest + 1 <= t:
-                return max(best, moment + longest + 1)  # older events give less
-            best = max(best, max(moment + 1 + w for w in steps if moment + 1 + w <= t))
+        for w in (0, *self.widths):
+            i = bisect_right(ascending, t - 1 - w)
+            if i:
+                best = max(best, ascending[i - 1] + 1 + w)
         return best
 
+    @cached_property
+    def _plan(self) -> tuple[tuple[int, ...], list[tuple[int, int, str, str, str]]]:
+        """(widths, per aggregation: width index, input position, function, dtype, name)."""
+        widths = self.widths
+        position = {c: i + 1 for i, c in enumerate(self.columns)}
+        steps = [(widths.index(a.micros), position[a.column], a.function, a.dtype, a.name) for a in self.aggregates]
+        return widths, steps
+
     def _aggregate(self, events: Sequence[tuple], t: int) -> dict[str, Any]:
-        ends = {}
-        for width in self.widths:
-            start, n = t - width, 0
-            for event in events:
-                if event[0] < start:
-                    break
-                n += 1
-            ends[width] = n
-        index = {c: i + 1 for i, c in enumerate(self.columns)}
+        """Events are newest first, so each window's events are a prefix; each input column is
+        read once and sliced per window. Plain sums, as DuckDB's: equal to float rounding."""
+        widths, steps = self._plan
+        descending = [-e[0] for e in events]  # ascending order of -time
+        ends = [bisect_right(descending, width - t) for width in widths]  # events with time >= t - width
+        columns: dict[int, tuple[list[float], bool]] = {}
         out: dict[str, Any] = {}
-        cache: dict[tuple[int, str], list[float]] = {}
-        for agg in self.aggregates:
-            key = (agg.micros, agg.column)
-            values = cache.get(key)
-            if values is None:
-                position = index[agg.column]
-                values = [v for e in events[: ends[agg.micros]] if (v := e[position]) == v]
-                cache[key] = values
-            out[agg.name] = _apply(agg.function, values, agg.dtype)
+        for window, position, function, dtype, name in steps:
+            read = columns.get(position)
+            if read is None:
+                values = [e[position] for e in events[: ends[-1]]]
+                read = columns[position] = (values, any(v != v for v in values))  # NaN: a null input
+            values, nulls = read
+            part = values[: ends[window]]
+            if nulls:  # skipped, as SQL aggregates skip NULL
+                part = [v for v in part if v == v]
+            out[name] = _apply(function, part, dtype)
         return out
 
 
@@ -178,19 +185,19 @@ def _apply(function: str, values: list[float], dtype: str) -> Any:
     if function == "count_distinct":
         return len(set(values))
     if function == "sum":
-        total = math.fsum(values)
+        total = sum(values, 0.0)
         return int(total) if dtype == "int" else total
     if not n:
         return None
     if function == "mean":
-        return math.fsum(values) / n
+        return sum(values, 0.0) / n
     if function in ("min", "max"):
         found = min(values) if function == "min" else max(values)
         return int(found) if dtype == "int" else found
     if n < 2:
         return None
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    mean = sum(values, 0.0) / n
+    return math.sqrt(sum([(v - mean) * (v - mean) for v in values], 0.0) / (n - 1))
 
 
 def from_feast(view: Any, available: Sequence[str], id_column: str) -> WindowView:

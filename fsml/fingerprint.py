@@ -37,12 +37,13 @@ def file_digest(path: Path, digest: hashlib._Hash | None = None) -> str:
 def table_digest(path: Path) -> str:
     """What a table holds: the names and sizes of its Parquet files. Parts are immutable (new
     rows come as new files), so that is enough to tell whether it changed."""
-    from fsml.tables import parquet_files
+    from fsml.tables import parquet_files, table_dir
 
+    root = table_dir(path)
     digest = hashlib.sha256()
     for name in parquet_files(path):
-        digest.update(f"{Path(name).relative_to(path) if Path(path).is_dir() else Path(name).name}:"
-                      f"{Path(name).stat().st_size}\n".encode())  # fmt: skip
+        where = Path(name).relative_to(root) if root.is_dir() else Path(name).name
+        digest.update(f"{where}:{Path(name).stat().st_size}\n".encode())
     return digest.hexdigest()
 
 

@@ -1,13 +1,18 @@
-"""Parquet tables as DuckDB reads them: one file, or a directory of parts.
+"""Parquet tables as DuckDB reads them: one file, a directory of parts, or a glob of parts.
 
 Tables that grow by appending (pushed rows in date partitions, feature tables built
-incrementally) are directories of Parquet files; a reader takes every ``*.parquet`` below the
-directory. Dot-files (temporary files of ``fsml.atomic``) and pending files are never read.
+incrementally) are files of parts in a directory; a repo names them with a glob such as
+``features/merchant_risk/*.parquet`` (stock Feast reads that too), and a reader takes every
+matching file. Dot-files (temporary files of ``fsml.atomic``) and pending files never match.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+from pathlib import Path
+
+WILDCARDS = ("*", "?", "[")
 
 
 def quote_name(name: str) -> str:
@@ -20,8 +25,23 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def is_glob(path: str | os.PathLike[str]) -> bool:
+    return any(c in str(path) for c in WILDCARDS)
+
+
+def table_dir(path: str | os.PathLike[str]) -> Path:
+    """The directory a table's parts live in: the path without its wildcard components."""
+    here = Path(path)
+    while is_glob(here):
+        here = here.parent
+    return here
+
+
 def parquet_files(path: str | os.PathLike[str]) -> list[str]:
-    """The Parquet files of a table: the file itself, or every ``*.parquet`` below a directory."""
+    """The Parquet files of a table: those matching a glob, every ``*.parquet`` below a
+    directory, or the file itself."""
+    if is_glob(path):
+        return sorted(f for f in glob.glob(str(path), recursive=True) if not Path(f).name.startswith("."))
     if os.path.isdir(path):
         found = []
         for root, _, names in os.walk(path):

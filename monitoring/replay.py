@@ -31,6 +31,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 from fsml.features.sources import Repo, load_repo
+from fsml.serving.materialize import refresh
 from fsml.serving.push import read_rows
 
 from fsml.errors import FsmlError
@@ -138,7 +139,7 @@ async def _run(
                 due.append(matured.popleft())
             await _push_labels(client, labels_source, due, tally)
             if barrier <= end:
-                await asyncio.to_thread(_daily_refresh, settings, barrier)
+                await asyncio.to_thread(refresh, settings, barrier)
                 tally.refreshes += 1
         await _push_labels(client, labels_source, list(matured), tally)  # labels that mature after the rows
     note("done", len(barriers), len(barriers))
@@ -161,16 +162,6 @@ def _waves(rows: list[dict[str, Any]], entity_keys: list[tuple[str, ...]]) -> li
         waves[level].append(row)
         busy[level].update(marks)
     return waves
-
-
-def _daily_refresh(settings: Settings, moment: datetime) -> None:
-    """What the scheduled loop does once a day: the tables built from what was pushed, and the
-    day's snapshots loaded into the online store."""
-    from fsml.features.build import build_features
-    from fsml.serving.materialize import materialize
-
-    build_features(settings, until=moment)
-    materialize(settings, start=moment - DAY, end=moment, windows=False)
 
 
 def _json(row: dict[str, Any]) -> dict[str, Any]:

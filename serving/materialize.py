@@ -100,6 +100,19 @@ def materialize(
     )
 
 
+def refresh(settings: Settings, until: datetime) -> dict[str, object]:
+    """What the scheduled loop does once a day (or each round): the offline tables brought up to
+    date with what was pushed (incrementally) and the new snapshots loaded online. Window views
+    need nothing: pushes keep them current."""
+    from fsml.features.build import build_features
+
+    built = build_features(settings, until=until)
+    if built.mode == "unchanged":
+        return {"build": built.mode, "chunks": 0}
+    loaded = materialize(settings, end=until, incremental=True, windows=False)
+    return {"build": built.mode, "chunks": loaded.chunks}
+
+
 def load_windows(settings: Settings, store, end: datetime, progress: Progress | None = None) -> dict[str, int]:  # noqa: ANN001
     """Each window view's recent events before ``end``; returns entities loaded per view."""
     import redis
