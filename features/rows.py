@@ -106,7 +106,7 @@ def _time(value: Any, latest: datetime) -> tuple[Any, str | None]:
         except ValueError:
             return None, "not an ISO 8601 time"
     elif hasattr(value, "to_pydatetime"):  # pandas Timestamp from a file
-        value = value.to_pydatetime()
+        value = value.floor("us").to_pydatetime()  # the stores keep microseconds
     if not isinstance(value, datetime):
         return None, "expected an ISO 8601 time"
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
