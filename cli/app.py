@@ -89,7 +89,7 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except Terminated as exc:
-        _fail(f"{exc}; work in progress was undone", Terminated.exit_code)
+        _fail(str(exc), Terminated.exit_code)
     except TyperException as exc:  # usage errors: bad option values, unknown commands
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""

@@ -62,7 +62,7 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[Any]:
     """The first ``MAX_ERRORS`` validation errors, each JSON-safe and bounded."""
     listed = [json_safe(e, depth=-2) for e in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
-        listed.append({"msg": f"{len(errors) - MAX_ERRORS} more errors"})
+        listed.append({"type": "too_many_errors", "loc": ["body"], "msg": f"{len(errors) - MAX_ERRORS} more errors"})
     return listed
 
 
