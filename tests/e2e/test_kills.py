@@ -65,7 +65,7 @@ def test_a_sigkill_under_load_loses_at_most_one_flush_interval_of_log_rows(champ
     } & set(answered)
     lost = set(answered) - logged
     recent = {t for t, at in answered.items() if at >= killed_at - FLUSH_SECONDS - 0.5}
-    print(f"answered {len(answered)}, logged {len(logged)}, lost {len(lost)} (answered in the last interval: {len(recent)})")
+    print(f"answered {len(answered)}, logged {len(logged)}, lost {len(lost)}, last interval {len(recent)}")
     assert len(answered) > 200
     assert lost <= recent  # only rows of the last flush interval (and the write under way) are lost
 
