@@ -38,11 +38,56 @@ class _Disconnected(Exception):
     pass
 
 
+class Deadlines:
+    """Deadlines of the body reads in progress, checked by one task every ``period`` seconds.
+
+    A timer per request (``asyncio.timeout``) costs about 20 µs of CPU under uvloop, more than
+    the rest of this middleware; registering a read here is a dictionary insert. A read past its
+    deadline is cancelled, within ``period`` of it.
+    """
+
+    def __init__(self, period: float = 0.25) -> None:
+        self.period = period
+        self._reads: dict[asyncio.Task, float] = {}
+        self._expired: set[asyncio.Task] = set()
+        self._checker: asyncio.Task | None = None
+
+    def watch(self, seconds: float) -> asyncio.Task:
+        task = asyncio.current_task()
+        loop = task.get_loop()
+        self._reads[task] = loop.time() + seconds
+        if self._checker is None or self._checker.done():
+            self._checker = loop.create_task(self._check())
+        return task
+
+    def forget(self, task: asyncio.Task) -> None:
+        self._reads.pop(task, None)
+
+    def expired(self, task: asyncio.Task) -> bool:
+        """Whether ``task`` was cancelled for its deadline (then it is uncancelled)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+    async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.period)
+            now = loop.time()
+            for task in [t for t, d in self._reads.items() if d <= now]:
+                del self._reads[task]
+                self._expired.add(task)
+                task.cancel()
+
+
 class BodyLimits:
     def __init__(self, app: Any, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.deadlines = Deadlines()
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -60,17 +105,21 @@ class BodyLimits:
         if length is not None and int(length) > self.max_bytes:  # the parser checked it is a number
             await _reply(send, 413, self._too_large())
             return
+        task = self.deadlines.watch(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
-                body = await self._read(receive)
+            body = await self._read(receive)
+        except asyncio.CancelledError:
+            if not self.deadlines.expired(task):
+                raise
+            await _reply(send, 408, f"request body not received within {self.timeout:g} s")
+            return
         except _TooLarge:
             await _reply(send, 413, self._too_large())
             return
-        except TimeoutError:
-            await _reply(send, 408, f"request body not received within {self.timeout:g} s")
-            return
         except _Disconnected:
             return
+        finally:
+            self.deadlines.forget(task)
         await self.app(scope, replay_body(body, receive), send)
 
     async def _read(self, receive: Callable) -> bytes:
