@@ -240,7 +240,8 @@ def test_oversized_headers_are_refused(server) -> None:
 
 def test_any_api_key_header_gets_401(server) -> None:
     for value in (b"\xc3\xa9t\xc3\xa9", b"\xff\xfe\xfd", b"", b"\x80" * 300, "clé".encode("latin-1")):
-        head = b"POST /admin/reload HTTP/1.1\r\nhost: x\r\nx-api-key: %s\r\ncontent-length: 0\r\n\r\n" % value
+        head = b"POST /admin/reload HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-api-key: %s\r\n" % value
+        head += b"content-length: 0\r\n\r\n"
         reply = _request(server.port, head)
         assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
 
