@@ -6,11 +6,11 @@ to a thread and back costs up to a GIL switch interval (5 ms) per request.
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fsml.serving.auth import HEADER, configured_keys, key_matches, require_key
+from fsml.serving.errors import public_reason
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ServiceState
 
@@ -25,44 +25,29 @@ async def get_scorer(request: Request) -> Scorer:
     """The model at the moment the request arrives; a reload does not change it under us."""
     state: ServiceState = request.app.state.service
     if state.scorer is None:
-        raise HTTPException(503, detail=f"no model loaded: {state.load_error or 'loading'}")
+        raise HTTPException(503, detail=no_model(state))
     return state.scorer
 
 
-async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
-    key = request.app.state.service.settings.api_key
-    if key is None:
-        raise HTTPException(401, detail="admin routes are disabled: set FSML_API_KEY")
-    if x_api_key is None or not secrets.compare_digest(x_api_key, key.get_secret_value()):
-        raise HTTPException(401, detail="missing or wrong X-API-Key")
+def no_model(state: ServiceState) -> str:
+    """Why there is no model, without the file paths the full reason (in the log) may hold."""
+    return f"no model loaded: {public_reason(state.load_error) if state.load_error else 'loading'}"
 
 
-def _same(given: str | None, expected: str | None) -> bool:
-    """Constant-time comparison of the bytes; an empty or blank key is no key."""
-    if not given or not given.strip() or not expected or not expected.strip():
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+require_admin = require_key("api_key")
+PUSH_KEYS = ("push_api_key", "api_key")
+require_push_key = require_key(*PUSH_KEYS)  # pushes: the push-only key or the admin key
 
 
 def push_denied(settings: Settings, given: str | None) -> HTTPException | None:
-    """Pushes (and ``record: true``) take the push-only key (FSML_PUSH_API_KEY) or the admin
-    key; None when ``given`` is one of them."""
-    keys = [k.get_secret_value() for k in (settings.push_api_key, settings.api_key) if k is not None]
-    keys = [k for k in keys if k.strip()]
+    """What ``require_push_key`` says, for ``record: true`` on the prediction routes (which take
+    no key otherwise); None when ``given`` is a push key."""
+    keys = configured_keys(settings, PUSH_KEYS)
     if not keys:
-        return HTTPException(401, detail="push is disabled: set FSML_PUSH_API_KEY (or FSML_API_KEY)")
-    if not any([_same(given, k) for k in keys]):  # every key compared: no early exit
-        return HTTPException(401, detail="missing or wrong X-API-Key")
+        return HTTPException(401, detail="these routes are closed: set FSML_PUSH_API_KEY or FSML_API_KEY")
+    if not key_matches(given, keys):
+        return HTTPException(401, detail=f"missing or wrong {HEADER}")
     return None
-
-
-async def require_push_key(
-    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
-) -> None:
-    denied = push_denied(request.app.state.service.settings, x_api_key)
-    if denied is not None:
-        raise denied
-
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]

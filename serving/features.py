@@ -26,7 +26,8 @@ from fsml.features.windows import WindowView
 
 from fsml.model import ModelCard
 from fsml.stores.encoding import decode_timestamp, decode_value, key_prefix, key_value
-from fsml.stores.ragged import bulk_string
+from fsml.stores.ragged import bulk_string, pack
+from fsml.stores.redis import marker_key
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,23 @@ class OnlineReader:
         self.entities = self._entities(by_name, {k: v for k, v in needed.items() if k not in {w.name for w in windows}})
         self.per_row = len(self.entities) + 2 * len(self.windows)
         self.model_columns = set(card.columns)
+        self.views = (
+            *(read.name for entity in self.entities for read in entity.views),
+            *(w.view.name for w in self.windows),
+        )
+        # model columns read from the store: when all are missing or stale, nothing is known
+        self.stored_columns = frozenset(
+            c
+            for columns in (
+                *(read.columns for entity in self.entities for read in entity.views),
+                *(w.columns for w in self.windows),
+            )
+            for c in columns
+            if c in self.model_columns
+        )
+        # readiness: one HMGET of the views' markers (fsml.stores.redis)
+        views = [v.encode() for v in self.views]
+        self.marker_payload = pack(b"HMGET", marker_key(project), *views) if views else None
         # A request-time timestamp field (if the service has one) is when the request happens:
         # freshness is judged against it, and it defaults to now.
         times = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
@@ -155,6 +173,10 @@ class OnlineReader:
             packed = b"".join(bulk_string(f) for f in fields)
             out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields), prefix, tuple(order), packed))
         return tuple(out)
+
+    def all_missing(self, vector: FeatureVector) -> bool:
+        """Every model feature read from the store is missing or stale."""
+        return bool(self.stored_columns) and self.stored_columns <= vector.unavailable
 
     def redis_key(self, entity: EntityRead, row: Mapping[str, Any]) -> bytes:
         """Feast's key (v3 entity key serialization, then the project), built without protobuf."""

@@ -6,9 +6,15 @@ bar can follow, and Feast's Redis writes keep only the newest row per entity, so
 range converges to the same state. Feast records each finished chunk in the registry; after a
 failure half-way, ``incremental`` resumes from the last finished chunk of each view.
 
+``incremental`` also refills what the store lost, which a watermark alone cannot see: a view
+whose readiness marker is missing (a flushed, restarted or replaced Redis; see
+``fsml.stores.redis``) is reloaded over its whole TTL window, and so is every view when the store
+holds fewer of the project's keys than the last run left (evicted or deleted keys).
+
 Window views are not rows in Redis but the recent events they aggregate at request time: those
 are loaded from the pushed rows kept offline (``fsml.features.window_store.load_from_log``),
-merged with what pushes already put there, so a fresh online store is complete.
+merged with what pushes already put there, so a fresh online store is complete; their marker is
+set when they are loaded.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.settings import Settings
+from fsml.stores.redis import KEYS_FIELD, count_keys, mark_views, marker_key, read_marks
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +44,18 @@ class MaterializeResult:
     end: str
     chunks: int
     views: list[str] = field(default_factory=list)
+    refilled: dict[str, str] = field(default_factory=dict)  # view: why it was reloaded whole
     windows: dict[str, int] = field(default_factory=dict)  # entities whose events were loaded
 
     def summary(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "chunks": self.chunks, "views": self.views,
-                "window_entities": self.windows}  # fmt: skip
+        return {
+            "start": self.start,
+            "end": self.end,
+            "chunks": self.chunks,
+            "views": self.views,
+            "refilled": self.refilled,
+            "window_entities": self.windows,
+        }
 
 
 def chunk_bounds(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
@@ -66,7 +81,9 @@ def materialize(
     store = open_store(settings)
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
-    starts = {v.name: _start(v, start, end, incremental) for v in views}
+    client = _redis(settings)
+    refilled = _lost(client, settings.feast_project, [v.name for v in views]) if incremental else {}
+    starts = {v.name: _start(v, start, end, incremental and v.name not in refilled) for v in views}
     plan = [
         (view, lo, hi)
         for view in views
@@ -91,13 +108,39 @@ def materialize(
     loaded = load_windows(settings, store, end, progress) if windows else {}
     if progress:
         progress("done", len(plan), len(plan))
+    client.hset(marker_key(settings.feast_project), KEYS_FIELD, count_keys(client, settings.feast_project))
     return MaterializeResult(
         start={k: v.isoformat() for k, v in starts.items()},
         end=end.isoformat(),
         chunks=len(plan),
         views=[v.name for v in views],
+        refilled=refilled,
         windows=loaded,
     )
+
+
+def _redis(settings: Settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+
+
+def _lost(client: Any, project: str, views: list[str]) -> dict[str, str]:
+    """Views whose rows the store may have lost since they were written, and why."""
+    marks = read_marks(client, project)
+    lost = {v: "no readiness marker (flushed or new Redis)" for v in views if v not in marks}
+    recorded = int(marks.get(KEYS_FIELD.decode(), 0))
+    if recorded and count_keys(client, project) < recorded:
+        lost |= {v: f"the store holds fewer than the {recorded} keys the last run left" for v in views}
+    if lost:
+        log.info("reloading whole TTL windows: %s", lost)
+    return lost
+
+
+def missing_views(settings: Settings, views: list[str]) -> list[str]:
+    """Views of ``views`` whose readiness marker is missing from the online store."""
+    marks = read_marks(_redis(settings), settings.feast_project)
+    return [v for v in views if v not in marks]
 
 
 def refresh(settings: Settings, until: datetime) -> dict[str, object]:
@@ -133,6 +176,7 @@ def load_windows(settings: Settings, store, end: datetime, progress: Progress | 
             loaded[view.name] = load_from_log(
                 client, repo.project, view, files, end_us, view.longest + lateness, settings.window_max_events
             )
+            mark_views(client, repo.project, {view.name: end})
     except redis.RedisError as exc:
         raise FsmlError(f"loading window events into Redis failed: {type(exc).__name__}: {_line(exc)}") from exc
     finally:

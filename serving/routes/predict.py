@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException
+from fsml.serving.decision import decide
 from fsml.serving.deps import ScorerDep, StateDep, push_denied
 from fsml.serving.features import utc
 from fsml.serving.routes.push import push_rows, recorded_rows
@@ -44,9 +45,13 @@ async def score_rows(
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     out = []
+    policy = state.settings.missing_features_decision
     for row, vector, score in zip(rows, vectors, scores, strict=True):
-        decision = "flag" if score >= scorer.threshold else "pass"
+        all_missing = reader.all_missing(vector)
+        decision = decide(score, scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, decision).inc()
+        if all_missing:
+            metrics.all_missing.inc()
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
         for column in vector.stale:
@@ -63,7 +68,7 @@ async def score_rows(
                 scorer.name,
                 scorer.version,
             )
-        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
+        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
         out.append(
@@ -104,8 +109,8 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
     async def predict(  # type: ignore[valid-type]
         body: single, state: StateDep, scorer: ScorerDep, key: KeyHeader = None, include_values: bool = False
     ):
-        """Score one transaction; says which features were missing or stale. ``record: true``
-        also pushes it (after scoring; needs the push key), so the next request sees it."""
+        """Score one transaction; says which features were missing or stale, and whether all were.
+        ``record: true`` also pushes it (after scoring; needs the push key): the next request sees it."""
         row = body.model_dump()  # type: ignore[attr-defined]
         record = _allowed(state, bool(row.get("record")), key)
         return single_answer(*await score_rows(state, scorer, [row], include_values, record))

@@ -84,7 +84,7 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
         build_features(settings, until=drift)
         champion = train(settings, as_of=drift)
         assert promote(settings, as_of=drift).promoted
-        materialize(settings, end=drift)
+        materialize(settings, end=drift)  # not ready before the store holds its rows
 
         with ServerProcess(settings) as server:
             loop = settings.model_copy(update={"service_url": server.url})

@@ -34,7 +34,7 @@ def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     root = tmp_path_factory.mktemp("live")
     with RedisServer(root / "redis", persist=True) as server:
         settings = live_settings(champion, root / "home", server.url, push_api_key=SecretStr(PUSH_KEY))
-        limits = {"FSML_PUSH_MAX_ROWS": "100", "FSML_PUSH_MAX_BYTES": "65536"}
+        limits = {"FSML_PUSH_MAX_ROWS": "100", "FSML_MAX_BODY_BYTES": "65536"}
         with (
             ServerProcess(settings, extra_env=limits) as api,
             httpx.Client(base_url=api.url, timeout=10, headers={"X-API-Key": PUSH_KEY}) as client,
@@ -121,7 +121,7 @@ def test_limits_and_unknown_sources(live) -> None:
     many = client.post("/v1/push/transactions", json={"rows": [_tx(i, i) for i in range(101)]})
     assert many.status_code == 413 and "FSML_PUSH_MAX_ROWS" in many.text
     big = client.post("/v1/push/transactions", content=b"x" * 70_000, headers={"content-type": "application/json"})
-    assert big.status_code == 413 and "FSML_PUSH_MAX_BYTES" in big.text
+    assert big.status_code == 413 and "FSML_MAX_BODY_BYTES" in big.text
     assert client.post("/v1/push/transactions", content=b"{nope").status_code == 422
     assert client.post("/v1/push/transactions", json={"rows": []}).status_code == 422
 

@@ -13,16 +13,19 @@ from fsml.errors import FsmlError
 from fsml.featurestore import apply_repo, open_store
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
+from fsml.stores.redis import KEYS_FIELD, read_marks
 from tests.conftest import AS_OF, World
 
 pytestmark = pytest.mark.integration
 
 
 def _dump(url: str) -> dict[bytes, object]:
-    """Every key: Feast's hashes, the window views' event sets (with scores) and watermarks."""
+    """Every key: Feast's hashes, the window views' event sets (with scores) and watermarks;
+    fsml's readiness markers (fsml.stores.redis) are left out."""
     client = redis.Redis.from_url(url)
     read = {b"hash": client.hgetall, b"zset": lambda k: client.zrange(k, 0, -1, withscores=True)}
-    return {key: read[client.type(key)](key) for key in client.scan_iter(count=1000)}
+    keys = [k for k in client.scan_iter(count=1000) if not k.startswith(b"fsml:online:")]
+    return {key: read[client.type(key)](key) for key in keys}
 
 
 @pytest.fixture
@@ -51,6 +54,8 @@ def test_rerun_gives_the_same_state_and_stock_feast_reads_it(private) -> None:
     state = _dump(server.url)
     hashes = [k for k, v in state.items() if isinstance(v, dict) and b"fsml:" not in k]
     assert len(hashes) == settings_entities(settings)
+    marks = read_marks(redis.Redis.from_url(server.url), settings.feast_project)
+    assert set(marks) == {*first.views, *first.windows, KEYS_FIELD.decode()}  # every view marked, and the key count
     materialize(settings, end=AS_OF)
     assert _dump(server.url) == state
     store = open_store(settings)
