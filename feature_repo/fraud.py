@@ -42,6 +42,13 @@ def _table(name: str) -> FileSource:
     )
 
 
+def _log(name: str, timestamp: str) -> FileSource:
+    """Where a push source's rows land: Parquet parts in date partitions."""
+    return FileSource(
+        name=f"{name}_log", path=str(DATA / "events" / name / "*" / "*.parquet"), timestamp_field=timestamp
+    )
+
+
 # A card holder; transactions are scored for the customer who made them.
 customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
 
@@ -61,11 +68,7 @@ merchants = FileSource(name="merchants", path=str(DATA / "raw" / "merchants.parq
 # on a prediction). Pushed rows land in date partitions: data/events/transactions/date=*/.
 transactions = PushSource(
     name="transactions",
-    batch_source=FileSource(
-        name="transactions_log",
-        path=str(DATA / "events" / "transactions" / "*" / "*.parquet"),
-        timestamp_field="timestamp",
-    ),
+    batch_source=_log("transactions", "timestamp"),
     description="Card transactions; their labels arrive later through the labels source.",
     tags={"fsml.id": "transaction_id", "fsml.labels": "labels"},
 )
@@ -73,11 +76,7 @@ transactions = PushSource(
 # Chargebacks and confirmations, pushed when they become known (days to weeks later).
 labels = PushSource(
     name="labels",
-    batch_source=FileSource(
-        name="labels_log",
-        path=str(DATA / "events" / "labels" / "*" / "*.parquet"),
-        timestamp_field="label_available_at",
-    ),
+    batch_source=_log("labels", "label_available_at"),
     description="Fraud labels by transaction id; label_available_at is when the label became known.",
     tags={"fsml.id": "transaction_id", "fsml.label": "is_fraud"},
 )
@@ -120,6 +119,29 @@ customer_profile = FeatureView(
 )
 
 
+# The customer's card activity over sliding windows, declared once: each aggregation is a feature
+# of the stream view below, counts as integers and the rest as floats.
+WINDOWS = [
+    Aggregation(name="txn_count_1h", column="amount", function="count", time_window=HOUR),
+    Aggregation(name="amount_sum_1h", column="amount", function="sum", time_window=HOUR),
+    Aggregation(name="txn_count_24h", column="amount", function="count", time_window=DAY),
+    Aggregation(name="amount_sum_24h", column="amount", function="sum", time_window=DAY),
+    Aggregation(name="amount_max_24h", column="amount", function="max", time_window=DAY),
+    Aggregation(name="distinct_merchants_24h", column="merchant_id", function="count_distinct", time_window=DAY),
+    Aggregation(name="txn_count_7d", column="amount", function="count", time_window=WEEK),
+    Aggregation(name="amount_mean_7d", column="amount", function="mean", time_window=WEEK),
+    Aggregation(name="amount_std_7d", column="amount", function="stddev", time_window=WEEK),
+    Aggregation(name="amount_max_7d", column="amount", function="max", time_window=WEEK),
+    Aggregation(name="distinct_merchants_7d", column="merchant_id", function="count_distinct", time_window=WEEK),
+    Aggregation(name="night_share_7d", column="is_night", function="mean", time_window=WEEK),
+]
+
+
+def _feature(aggregation: Aggregation) -> Field:
+    kind = Int64 if aggregation.function in ("count", "count_distinct") else Float64
+    return Field(name=aggregation.name, dtype=kind)
+
+
 # Sliding windows over the customer's card activity, over [t - w, t): the transaction being
 # scored is never in its own features. Online they are computed from the pushed events at the
 # request's time; offline `fsml features build` writes a row at every instant a window changes.
@@ -131,34 +153,8 @@ customer_profile = FeatureView(
     ttl=timedelta(days=8),
     mode="python",
     timestamp_field="timestamp",
-    schema=[
-        Field(name="txn_count_1h", dtype=Int64),
-        Field(name="amount_sum_1h", dtype=Float64),
-        Field(name="txn_count_24h", dtype=Int64),
-        Field(name="amount_sum_24h", dtype=Float64),
-        Field(name="amount_max_24h", dtype=Float64),
-        Field(name="distinct_merchants_24h", dtype=Int64),
-        Field(name="txn_count_7d", dtype=Int64),
-        Field(name="amount_mean_7d", dtype=Float64),
-        Field(name="amount_std_7d", dtype=Float64),
-        Field(name="amount_max_7d", dtype=Float64),
-        Field(name="distinct_merchants_7d", dtype=Int64),
-        Field(name="night_share_7d", dtype=Float64),
-    ],
-    aggregations=[
-        Aggregation(name="txn_count_1h", column="amount", function="count", time_window=HOUR),
-        Aggregation(name="amount_sum_1h", column="amount", function="sum", time_window=HOUR),
-        Aggregation(name="txn_count_24h", column="amount", function="count", time_window=DAY),
-        Aggregation(name="amount_sum_24h", column="amount", function="sum", time_window=DAY),
-        Aggregation(name="amount_max_24h", column="amount", function="max", time_window=DAY),
-        Aggregation(name="distinct_merchants_24h", column="merchant_id", function="count_distinct", time_window=DAY),
-        Aggregation(name="txn_count_7d", column="amount", function="count", time_window=WEEK),
-        Aggregation(name="amount_mean_7d", column="amount", function="mean", time_window=WEEK),
-        Aggregation(name="amount_std_7d", column="amount", function="stddev", time_window=WEEK),
-        Aggregation(name="amount_max_7d", column="amount", function="max", time_window=WEEK),
-        Aggregation(name="distinct_merchants_7d", column="merchant_id", function="count_distinct", time_window=WEEK),
-        Aggregation(name="night_share_7d", column="is_night", function="mean", time_window=WEEK),
-    ],
+    schema=[_feature(a) for a in WINDOWS],
+    aggregations=WINDOWS,
     tags={
         "owner": "fraud",
         "cadence": "event",

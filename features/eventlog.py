@@ -28,19 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fsml.atomic import atomic_path
+from fsml.atomic import atomic_path, fsync_dir
 
 log = logging.getLogger(__name__)
 
 PENDING = "_pending"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -96,7 +88,7 @@ class EventLog:
                     pq.write_table(part, tmp, compression="zstd")
                 written.append(target)
         pending.unlink(missing_ok=True)
-        _fsync(self.pending_dir)
+        fsync_dir(self.pending_dir)
         return written
 
     def discard(self, pending: Path) -> None:
