@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fsml.features.sources import Repo, load_repo
+
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.settings import Settings
@@ -82,7 +84,9 @@ def materialize(
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
     client = _redis(settings)
-    refilled = _lost(client, settings.feast_project, [v.name for v in views]) if incremental else {}
+    repo = load_repo(store) if windows else None
+    window_views = [w.name for w in repo.windows] if repo else []  # always reloaded (merged) whole
+    refilled = _lost(client, settings.feast_project, [v.name for v in views] + window_views) if incremental else {}
     starts = {v.name: _start(v, start, end, incremental and v.name not in refilled) for v in views}
     plan = [
         (view, lo, hi)
@@ -105,7 +109,7 @@ def materialize(
                 f"after {done} of {len(plan)} chunks: {type(exc).__name__}: {_line(exc)}; "
                 "finished chunks are kept, re-run (or --incremental) to complete"
             ) from exc
-    loaded = load_windows(settings, store, end, progress) if windows else {}
+    loaded = load_windows(settings, repo, end, progress) if repo else {}
     if progress:
         progress("done", len(plan), len(plan))
     client.hset(marker_key(settings.feast_project), KEYS_FIELD, count_keys(client, settings.feast_project))
@@ -156,14 +160,12 @@ def refresh(settings: Settings, until: datetime) -> dict[str, object]:
     return {"build": built.mode, "chunks": loaded.chunks}
 
 
-def load_windows(settings: Settings, store, end: datetime, progress: Progress | None = None) -> dict[str, int]:  # noqa: ANN001
+def load_windows(settings: Settings, repo: Repo, end: datetime, progress: Progress | None = None) -> dict[str, int]:
     """Each window view's recent events before ``end``; returns entities loaded per view."""
     import redis
     from fsml.features.eventlog import EventLog
-    from fsml.features.sources import load_repo
     from fsml.features.window_store import load_from_log
 
-    repo = load_repo(store)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
     lateness = int(settings.window_lateness_hours * 3_600_000_000)
     loaded = {}
