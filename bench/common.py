@@ -46,8 +46,8 @@ def prepare(home: Path) -> BenchWorld:
 
     from fsml.featurestore import apply_repo
 
-    redis = RedisServer(home / "redis", persist=True).start()
-    settings = Settings(home=home, redis_url=redis.url, env="dev")
+    server = RedisServer(home / "redis", persist=True).start()
+    settings = Settings(home=home, redis_url=server.url, env="dev")
     settings.export()
     marker = home / "bench-ready.json"
     wanted = json.dumps({**CONFIG.describe(), "layout": "pushed events"}, sort_keys=True)
@@ -64,7 +64,7 @@ def prepare(home: Path) -> BenchWorld:
         promote(settings, force=True, as_of=end)
         materialize(settings, end=end)
         marker.write_text(wanted)
-    return BenchWorld(settings, redis, CONFIG)
+    return BenchWorld(settings, server, CONFIG)
 
 
 def machine() -> dict[str, object]:

@@ -2,8 +2,10 @@
 an application sends them, durable in both stores before each answer) against stock Feast's
 ``FeatureStore.push(..., to=PushMode.ONLINE_AND_OFFLINE)`` of the same rows, in the same run.
 
-Stock Feast writes the rows of a push source as they are (no aggregation) to Redis and appends
-them to the source's Parquet file by reading the whole file and writing it again. fsml checks
+Both start from the same offline data: the bench's history of transactions, in fsml's log and in
+the stock push source's Parquet file. Stock Feast writes the rows of a push source as they are (no
+aggregation) to Redis and appends them to that file by reading the whole file and writing it
+again. fsml checks
 every row, deduplicates by id, writes a new date-partitioned file (fsynced) and updates the
 window views' events in Redis, whose append-only file is fsynced before Redis answers (the
 server this bench starts runs with ``appendfsync always``; stock Feast writes to the same one).
@@ -93,7 +95,8 @@ def stock_store(world: BenchWorld, home: Path, redis_url: str) -> Any:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     path = root / "transactions.parquet"
-    transactions(world, 0, 0).to_parquet(path, index=False)  # Feast appends to an existing file
+    history = pd.read_parquet(world.settings.raw_dir / "transactions.parquet")  # what fsml's log holds
+    history[history["timestamp"] < world.end].astype(transactions(world, 0, 0).dtypes).to_parquet(path, index=False)
     url = parse_url(redis_url)
     config = RepoConfig(
         project="benchpush",

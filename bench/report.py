@@ -42,6 +42,9 @@ def targets(parts: dict[str, Any]) -> list[list[str]]:
     rows.append(_target("push rows/s: /v1/push ÷ stock FeatureStore.push", push.get("speedup_vs_stock"), 5, True, "×"))
     seen = push.get("visible_at_next_prediction")
     rows.append(["pushed event counted by the very next prediction", str(seen), "True", "met" if seen else "missed"])
+    windows = parts.get("windows", {}).get("summary", {})
+    rows.append(_target("window features per request, 20 events (in process)", windows.get("typical_us"), 50, False,
+                        " µs"))  # fmt: skip
     build = parts.get("build", {}).get("summary", {})
     rows.append(_target("features build with 1% new events ÷ full build", build.get("incremental_share_of_full"), 0.1,
                         False, "×"))  # fmt: skip
@@ -142,6 +145,16 @@ def _build(b: dict[str, Any]) -> str:
     )
 
 
+def _windows(w: dict[str, Any]) -> str:
+    rows = [[f"{k.removeprefix('events_')} events", _n(v["best_us"], 1), _n(v["median_us"], 1)]
+            for k, v in w.items() if k.startswith("events_")]  # fmt: skip
+    return _table(["events kept for the card", "best µs", "median µs"], rows) + (
+        f"\nUnpacking a card's events and computing the {w['features']} features of `{w['view']}` at the request's "
+        "time, in process (`bench/windows.py`); this is what a prediction adds per row for window views, besides "
+        "one more Redis command in the same round trip.\n"
+    )
+
+
 def _offline(offline: dict[str, Any]) -> str:
     rows = []
     sizes = sorted({int(k.split("_")[1]) for k in offline if k.startswith("summary_")})
@@ -224,6 +237,8 @@ def render(document: dict[str, Any]) -> str:
         out.append(title + _push(parts["push"]))
     if "build" in parts:
         out.append("\n## Incremental feature build\n\n" + _build(parts["build"]))
+    if "windows" in parts:
+        out.append("\n## Window features computed at request time\n\n" + _windows(parts["windows"]))
     if "offline" in parts:
         out.append(
             "\n## Offline: training-set build (`get_historical_features` + `to_df`)\n\n" + _offline(parts["offline"])

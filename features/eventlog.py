@@ -46,9 +46,12 @@ class Owner:
 
     def token(self) -> str:
         if self._lock is None:
+            # Locked before it has its name: another process never sees it free while we live.
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / f"{self.name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+            claim = self.directory / f".{self.name}.claim"
+            fd = os.open(claim, os.O_CREAT | os.O_RDWR, 0o644)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(claim, self.directory / f"{self.name}.lock")
             self._lock = fd
         return f"{self.name}.{next(self._count)}"
 
@@ -62,33 +65,43 @@ class EventLog:
         self.owner = Owner(self.pending_dir)
 
     def write_pending(self, table: pa.Table) -> Path:
-        """The request's rows, durable before Redis sees them."""
+        """The request's rows, durable (file and name) before Redis sees them. Written under its
+        final name: a torn file can only be one whose request was never answered."""
         token = self.owner.token()
         target = self.pending_dir / f"{token}.pending"
-        with atomic_path(target) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        with open(target, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        fsync_dir(self.pending_dir)
         return target
 
     @staticmethod
     def token(pending: Path) -> str:
         return pending.name.removesuffix(".pending")
 
-    def publish(self, pending: Path, table: pa.Table, time_column: str) -> list[Path]:
-        """Move the rows into their date partitions; the pending file goes last, so a crash in
-        between is finished by recovery (the partition files have fixed names)."""
+    def publish(self, pending: Path, table: pa.Table, time_column: str, whole: bool) -> list[Path]:
+        """Move the rows into their date partitions. The usual case (one date, ``whole``: the
+        table is the pending file's) is a rename of the fsynced file, not fsynced again: if the
+        rename were lost, the file would still be pending and recovery would publish it. Split
+        or filtered rows are written and fsynced before the pending file goes."""
         token = self.token(pending)
         written = []
         if table.num_rows:
             days = pc.strftime(table[time_column], format="%Y-%m-%d")
             unique = sorted(pc.unique(days).to_pylist())
+            if whole and len(unique) == 1:
+                target = self.path / f"date={unique[0]}" / f"part-{token}.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(pending, target)
+                return [target]
             for day in unique:
                 part = table if len(unique) == 1 else table.filter(pc.equal(days, day))
                 target = self.path / f"date={day}" / f"part-{token}.parquet"
                 with atomic_path(target) as tmp:
-                    pq.write_table(part, tmp, compression="zstd")
+                    pq.write_table(part.replace_schema_metadata(None), tmp, compression="zstd")
                 written.append(target)
         pending.unlink(missing_ok=True)
-        fsync_dir(self.pending_dir)
         return written
 
     def discard(self, pending: Path) -> None:

