@@ -76,8 +76,6 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
         raw = str(home / "data" / "raw" / f"{source}.parquet")
         pushed = run_json(home, "push", "--source", source, "--input", raw, "--offline", "--before", end)
         assert pushed["accepted"] > 10_000 and pushed["duplicates"] == 0
-    again = run_json(home, "push", "--source", "labels", "--input", raw, "--offline", "--before", end)
-    assert again["accepted"] == 0 and again["duplicates"] == pushed["accepted"]
     built = run_json(home, "features", "build", "--until", end)
     assert built["mode"] == "full" and set(built["rows_written"]) == {
         "customer_profile",
