@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 from fsml.serving.scorer import Scorer
-from fsml.serving.state import ServiceState
+from fsml.serving.state import ModelSlot, ServiceState
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -19,11 +19,22 @@ async def get_state(request: Request) -> ServiceState:
 
 
 async def get_scorer(request: Request) -> Scorer:
-    """The model at the moment the request arrives; a reload does not change it under us."""
+    """The default model at the moment the request arrives; a reload does not change it under us."""
+    slot = request.app.state.service.default
+    if slot.scorer is None:
+        raise HTTPException(503, detail=slot.unavailable())
+    return slot.scorer
+
+
+async def get_slot(request: Request, feature_service: str) -> ModelSlot:
+    """A hosted model named in the path; 404 naming the hosted ones otherwise."""
     state: ServiceState = request.app.state.service
-    if state.scorer is None:
-        raise HTTPException(503, detail=f"no model loaded: {state.load_error or 'loading'}")
-    return state.scorer
+    slot = state.slots.get(feature_service)
+    if slot is None:
+        raise HTTPException(
+            404, detail=f"feature service {feature_service!r} is not served here (served: {', '.join(state.slots)})"
+        )
+    return slot
 
 
 async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
@@ -36,4 +47,5 @@ async def require_admin(request: Request, x_api_key: Annotated[str | None, Heade
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 AdminDep = Annotated[None, Depends(require_admin)]

@@ -5,6 +5,7 @@ The demo, the end-to-end tests and the benchmarks all talk to the service over r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ def settings_environ(settings: Settings) -> dict[str, str]:
             value = settings.api_key.get_secret_value() if settings.api_key else None
             if value is None:
                 continue
-        env[f"FSML_{name.upper()}"] = str(value)
+        # lists and dicts as JSON, which pydantic-settings parses back
+        env[f"FSML_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return env
 
 

@@ -29,7 +29,7 @@ SMALL = GeneratorConfig(customers=400, merchants=80, days=70, end_date=END, seed
 
 TEST_SETTINGS: dict[str, Any] = {
     "env": "dev",
-    "train_days": 30,
+    "train_days": 20,  # with the 30-day warm-up, the 70 days of SMALL exactly
     "valid_days": 10,
     "test_days": 10,
     "promotion_window_days": 10,

@@ -16,11 +16,14 @@ directly. The semantics are Feast's, and a differential test checks them on rand
   Feast, the row order is not the entity frame's: sort on a column of your own.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
-timestamp cut-off) go to Feast's own implementation unchanged.
+timestamp cut-off) go to Feast's own implementation, with one fix: Feast's DuckDB store reads a
+relative Parquet path from the working directory, where every other part of Feast (and its
+writer) resolves it against the repo; here reads resolve it against the repo too.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from datetime import timedelta
@@ -31,13 +34,18 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig as _FeastDuckDBConfig
+from feast.infra.offline_stores.duckdb import _read_data_source, _write_data_source
 from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
+
+from fsml.errors import OnDemandFailed
+from fsml.stores import quote_name
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +54,6 @@ FRESH = "__fsml_fresh_"
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
-
-
-def quote_name(name: str) -> str:
-    """A SQL identifier, quoted for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(path: str) -> str:
@@ -109,21 +112,27 @@ class AsofRetrievalJob(RetrievalJob):
         return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
 
     def to_arrow(self, validation_reference: Any = None, timeout: int | None = None) -> pa.Table:
-        """Feast's own on-demand transformation, given only the columns the views declare.
+        """Feast's own on-demand transformation, given only the columns the views read.
 
         Feast converts the whole table to Python objects for a python-mode view
-        (``to_pydict``); here its logic runs on a table of the declared inputs and the outputs
-        are appended, which gives the same columns for a fraction of the conversion.
+        (``to_pydict``); here its logic runs on a table of the views' inputs and the entity
+        columns, and the outputs are appended, which gives the same columns for a fraction of the
+        conversion. Each view runs on its own, so a failure in a user's function names the view.
         """
         if validation_reference is not None or not self.on_demand_feature_views:
             return super().to_arrow(validation_reference=validation_reference, timeout=timeout)
         table = self._to_arrow_internal(timeout)
-        inputs = [c for c in table.column_names if c in self._odfv_inputs()]
-        narrow = _TableJob(table.select(inputs), self)
-        transformed = RetrievalJob.to_arrow(narrow)
-        for name in transformed.column_names:
-            if name not in inputs:
-                table = table.append_column(name, transformed[name])
+        wanted = self._odfv_inputs() | set(self.entity_df.columns)
+        inputs = [c for c in table.column_names if c in wanted]
+        narrow = table.select(inputs)
+        for odfv in self.on_demand_feature_views:
+            try:
+                transformed = RetrievalJob.to_arrow(_TableJob(narrow, self, [odfv]))
+            except Exception as exc:  # the user's function: say which view failed
+                raise OnDemandFailed(odfv.name, exc) from exc
+            for name in transformed.column_names:
+                if name not in inputs and name not in table.column_names:
+                    table = table.append_column(name, transformed[name])
         return table
 
     def _odfv_inputs(self) -> set[str]:
@@ -211,11 +220,12 @@ class AsofRetrievalJob(RetrievalJob):
 
 
 class _TableJob(RetrievalJob):
-    """An already computed table, with the ODFVs, names and metadata of ``parent``."""
+    """An already computed table, with the names and metadata of ``parent`` and some of its ODFVs."""
 
-    def __init__(self, table: pa.Table, parent: AsofRetrievalJob) -> None:
+    def __init__(self, table: pa.Table, parent: AsofRetrievalJob, odfvs: list[OnDemandFeatureView]) -> None:
         self.table = table
         self.parent = parent
+        self.odfvs = odfvs
 
     @property
     def full_feature_names(self) -> bool:
@@ -223,7 +233,7 @@ class _TableJob(RetrievalJob):
 
     @property
     def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        return self.parent.on_demand_feature_views
+        return self.odfvs
 
     @property
     def metadata(self) -> RetrievalMetadata | None:
@@ -287,8 +297,85 @@ def _ttl_micros(ttl: timedelta | None) -> int | None:
     return ttl // timedelta(microseconds=1)
 
 
+def read_in_repo(data_source: Any, repo_path: str) -> Any:
+    """Feast's DuckDB reader, given the source's path resolved against the repo, with
+    nanosecond times as microseconds: DuckDB cannot cast a zoned nanosecond time
+    (``TIMESTAMPTZ_NS``, what pandas writes by default) to the naive time Feast compares with."""
+    import ibis.expr.datatypes as dt
+
+    if isinstance(data_source, FileSource) and data_source.path:
+        resolved = FileSource.get_uri_for_file_path(repo_path or None, data_source.path)
+        if resolved != data_source.path:
+            data_source = copy.copy(data_source)
+            data_source.file_options = copy.copy(data_source.file_options)
+            data_source.file_options.uri = resolved
+    table = _read_data_source(data_source, repo_path)
+    utc = dt.Timestamp(timezone="UTC", scale=6)
+    nanos = {  # ibis does not know the type: it reads as "unknown", with DuckDB's name attached
+        name: table[name].cast(utc)
+        for name, kind in table.schema().items()
+        if kind.is_unknown() and str(getattr(kind, "raw_type", "")) == "TIMESTAMPTZ_NS"
+    }
+    return table.mutate(**nanos) if nanos else table
+
+
+def _ibis_options(config: Any) -> dict[str, Any]:
+    return {
+        "data_source_reader": read_in_repo,
+        "data_source_writer": _write_data_source,
+        "staging_location": config.offline_store.staging_location,
+        "staging_location_endpoint_override": config.offline_store.staging_location_endpoint_override,
+    }
+
+
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
     """Feast's DuckDB offline store; ``get_historical_features`` joins with ``ASOF JOIN``."""
+
+    @staticmethod
+    def pull_latest_from_table_or_query(
+        config: Any,
+        data_source: Any,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None,
+        start_date: Any,
+        end_date: Any,
+    ) -> RetrievalJob:
+        return feast_ibis.pull_latest_from_table_or_query_ibis(
+            config=config,
+            data_source=data_source,
+            join_key_columns=join_key_columns,
+            feature_name_columns=feature_name_columns,
+            timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
+            start_date=start_date,
+            end_date=end_date,
+            **_ibis_options(config),
+        )
+
+    @staticmethod
+    def pull_all_from_table_or_query(
+        config: Any,
+        data_source: Any,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None = None,
+        start_date: Any = None,
+        end_date: Any = None,
+    ) -> RetrievalJob:
+        return feast_ibis.pull_all_from_table_or_query_ibis(
+            config=config,
+            data_source=data_source,
+            join_key_columns=join_key_columns,
+            feature_name_columns=feature_name_columns,
+            timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
+            start_date=start_date,
+            end_date=end_date,
+            **_ibis_options(config),
+        )
 
     @staticmethod
     def get_historical_features(
@@ -305,8 +392,16 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
             log.debug("falling back to Feast's point-in-time join")
             if isinstance(entity_df, pd.DataFrame) and not getattr(config, "coerce_tz_aware", True):
                 entity_df = make_df_tzaware(entity_df)  # what Feast does before its own stores
-            return _FeastDuckDBOfflineStore.get_historical_features(
-                config, feature_views, feature_refs, entity_df, registry, project, full_feature_names, **kwargs
+            return feast_ibis.get_historical_features_ibis(
+                config=config,
+                feature_views=feature_views,
+                feature_refs=feature_refs,
+                entity_df=entity_df,
+                registry=registry,
+                project=project,
+                full_feature_names=full_feature_names,
+                **kwargs,
+                **_ibis_options(config),
             )
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         timestamp_column = offline_utils.infer_event_timestamp_from_entity_df(schema)

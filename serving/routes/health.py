@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import JSONResponse
-from fsml.serving.deps import ScorerDep, StateDep
+from fsml.serving.deps import ScorerDep, SlotDep, StateDep
 from fsml.serving.schemas import ModelInfo
 from fsml.serving.state import ONLINE_STORE_ERRORS
 
@@ -19,24 +19,44 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready when Redis answers and a model is loaded; 503 with the reason otherwise."""
+    """Ready when Redis answers and every hosted model is loaded; 503 with the reasons otherwise."""
     problems = []
     try:
         await state.redis.ping()
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         problems.append(f"online store unavailable ({type(exc).__name__})")
-    if state.scorer is None:
-        problems.append(f"no model loaded: {state.load_error or 'loading'}")
+    problems += [slot.unavailable() for slot in state.slots.values() if slot.scorer is None]
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ready", "model_version": state.scorer.version})
+    versions = {name: slot.scorer.version for name, slot in state.slots.items()}
+    return JSONResponse({"status": "ready", "model_version": state.default.scorer.version, "models": versions})
 
 
 @router.get("/v1/model", response_model=ModelInfo, tags=["model"])
 async def model(scorer: ScorerDep) -> dict[str, object]:
-    """Name, version, alias, feature service, training window and metrics of the served model."""
+    """Name, version, alias, feature service, training window and metrics of the default model."""
     return scorer.describe()
+
+
+@router.get("/v1/models", tags=["model"])
+async def models(state: StateDep) -> dict[str, object]:
+    """Every hosted model by feature service (the first is the default, at /v1/predict)."""
+    return {
+        "default": state.default.name,
+        "models": {
+            name: slot.scorer.describe() if slot.scorer else {"error": slot.unavailable()}
+            for name, slot in state.slots.items()
+        },
+    }
+
+
+@router.get("/v1/models/{feature_service}", response_model=ModelInfo, tags=["model"])
+async def one_model(slot: SlotDep) -> dict[str, object]:
+    """The hosted model of a feature service."""
+    if slot.scorer is None:
+        raise HTTPException(503, detail=slot.unavailable())
+    return slot.scorer.describe()
 
 
 @router.get("/metrics", tags=["health"])
