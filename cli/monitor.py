@@ -58,6 +58,7 @@ def monitor_watch(
     every: Annotated[str, typer.Option(help="Time between rounds: 30s, 15m, 1h, 1d.")] = "1h",
     rounds: Annotated[int | None, typer.Option(min=1, help="Stop after this many rounds.")] = None,
     feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + " (when the rounds end)")] = False,
 ) -> None:
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
     settings = load_settings().for_service(feature_service)
@@ -65,8 +66,11 @@ def monitor_watch(
     from fsml.monitoring.watch import parse_duration, watch
 
     period = parse_duration(every)
+    done: list[dict] = []
     with contextlib.suppress(KeyboardInterrupt):
-        watch(settings, period, rounds)
+        done = watch(settings, period, rounds)
+    if as_json:
+        emit({"feature_service": settings.feature_service, "rounds": done}, as_json)
 
 
 @app.command()

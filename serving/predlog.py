@@ -53,7 +53,10 @@ MICROSECOND = timedelta(microseconds=1)
 def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind):
         return pa.array(values, type=pa.int64()).cast(kind)
-    return pa.array(values, type=kind)
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # e.g. a Bool feature (an int to the model)
+        return pa.array(values).cast(kind)
 
 
 class PredictionLog:

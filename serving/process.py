@@ -42,10 +42,12 @@ class ServerProcess:
         port: int | None = None,
         workers: int = 1,
         extra_env: dict[str, str] | None = None,
+        feature_services: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.port = port or free_port()
         self.workers = workers
+        self.feature_services = feature_services or []  # default: the settings' served services
         self.env = {**settings_environ(settings), **(extra_env or {})}
         self.log_path = settings.home / "logs" / f"serve-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -63,9 +65,13 @@ class ServerProcess:
             str(self.port),
             "--workers",
             str(self.workers),
+            *(arg for name in self.feature_services for arg in ("--feature-service", name)),
         ]
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            # from its state directory: nothing may depend on where the caller happens to be
+            self._process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.settings.home
+            )
         self.wait("/readyz" if ready else "/healthz", timeout)
         return self
 

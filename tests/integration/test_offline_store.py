@@ -185,15 +185,12 @@ def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
 
 def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path) -> None:
     """The real feature service, with its python on-demand view, through both stores."""
-    from feast import FeatureStore
+    from feast import FeatureStore, RepoConfig
     from fsml.training.dataset import entity_rows, labelled_features
 
     from fsml.featurestore import describe_service, open_store
-    from tests.conftest import AS_OF
-
-    from feast import RepoConfig
-
     from fsml.repo import effective_config
+    from tests.conftest import AS_OF
 
     fast = open_store(world.settings)
     spec = describe_service(fast, "fraud_model_v1")

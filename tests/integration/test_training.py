@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from fsml.training.dataset import build_training_set
 from fsml.training.pipeline import TrainOutcome
-from fsml.training.windows import Windows
 from fsml.training.train import TrainConfig, fit
+from fsml.training.windows import Windows
 
 from fsml import registry
 from fsml.featurestore import describe_service, open_store
