@@ -75,6 +75,8 @@ def test_the_repo_is_taken_as_it_is(drivers: Repo) -> None:
     applied = cli(drivers, "features", "apply")
     assert applied["project"] == "drivers_dev" and applied["changes"]  # the repo's name, then the environment
     assert (drivers.settings.feature_repo / "data" / "registry.db").is_file()  # its relative registry path
+    # the template's Project object names the repo's project: kept, with the environment's suffix
+    assert [p.name for p in open_store(drivers.settings).list_projects()] == ["drivers_dev"]
     outcome = drivers.outcomes[SERVICE]
     assert outcome.trained.bundle.card.metrics["test_roc_auc"] > 0.7
     # 15 days of data against windows needing 70 days: they shrank, in proportion
