@@ -69,6 +69,16 @@ def label_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetim
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
+        describe = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": params["path"]})
+        present = {row[0] for row in describe.fetchall()}
+        needed = [src.id, src.timestamp, *spec.join_keys, *spec.request_fields, src.available_at]
+        needed += [src.label] if as_of is not None else []
+        absent = [c for c in dict.fromkeys(needed) if c not in present and c != spec.time_field]
+        if absent:
+            raise FsmlError(
+                f"label source {src.name!r} ({src.path}) has no column(s) {', '.join(absent)}: it needs its id, "
+                f"time, label and the join keys and request fields {spec.name} reads"
+            )
         return con.execute(query, params).df()
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
