@@ -34,6 +34,11 @@ def serve(
     from fsml.serving.app import check_deployable
 
     check_deployable(settings)
+    from fsml.featurestore import describe_service, open_store
+
+    store = open_store(settings)  # an unknown or unusable feature service is one error line, here
+    for name in settings.served_services:
+        describe_service(store, name)
     settings.export()
     os.environ["FSML_FEATURE_SERVICE"] = settings.feature_service  # for the worker processes
     os.environ["FSML_SERVE_FEATURE_SERVICES"] = ",".join(settings.served_services)

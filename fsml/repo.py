@@ -19,7 +19,7 @@ fsml takes a repo as it is, wherever the command runs. Its ``feature_store.yaml`
 from __future__ import annotations
 
 import os
-import string
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -41,10 +41,18 @@ FILE_OFFLINE_STORES = {None, "file", "dask", "duckdb", OFFLINE}
 REDIS_STORES = {"redis", ONLINE, "feast.infra.online_stores.redis.RedisOnlineStore"}
 
 
+VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)  # posixpath.expandvars' pattern
+
+
 def expand(text: str, environ: dict[str, str]) -> str:
-    """``$VAR`` and ``${VAR}`` replaced from ``environ``; unknown names are left as they are,
-    as ``os.path.expandvars`` (what Feast uses) leaves them."""
-    return string.Template(text).safe_substitute(environ)
+    """``os.path.expandvars`` (what Feast applies to the file) with ``environ`` for the process
+    environment: ``$VAR`` and ``${VAR}`` replaced, unknown names left as they are."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1].strip("{}")
+        return environ.get(name, match[0])
+
+    return VARIABLE.sub(value, text)
 
 
 @lru_cache(maxsize=32)

@@ -104,7 +104,6 @@ def test_one_process_hosts_both_models(api: httpx.Client, parcels: Repo) -> None
     assert f'route="/v1/models/{V2}/predict"' in metrics
 
 
-@pytest.mark.parametrize("service", PARCEL_SERVICES)
 def test_windows_shrank_to_the_labelled_history(parcels: Repo) -> None:
     """37 days of labels before the as-of time, 70 days of windows in the settings."""
     from fsml import registry
@@ -114,6 +113,7 @@ def test_windows_shrank_to_the_labelled_history(parcels: Repo) -> None:
     assert 0.5 < factor < 0.55 and float(params["test_days"]) == pytest.approx(factor * TEST_SETTINGS["test_days"])
 
 
+@pytest.mark.parametrize("service", PARCEL_SERVICES)
 def test_fast_path_answers_as_fastapi_for_every_model(api: httpx.Client, parcels: Repo, service: str) -> None:
     rows = _body(_rows(parcels, END - pd.Timedelta(days=4), END - pd.Timedelta(days=3)).head(4))
     rows.append({**rows[0], "courier_id": 999_999, "depot_code": "NOWHERE"})  # unknown entities
