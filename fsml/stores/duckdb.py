@@ -16,14 +16,12 @@ directly. The semantics are Feast's, and a differential test checks them on rand
   Feast, the row order is not the entity frame's: sort on a column of your own.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
-timestamp cut-off) go to Feast's own implementation, with one fix: Feast's DuckDB store reads a
-relative Parquet path from the working directory, where every other part of Feast (and its
-writer) resolves it against the repo; here reads resolve it against the repo too.
+timestamp cut-off) go to Feast's own implementation, reading files as ``fsml.stores.files``
+says (relative paths are the repo's).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from datetime import timedelta
@@ -38,7 +36,6 @@ from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig as _FeastDuckDBConfig
-from feast.infra.offline_stores.duckdb import _read_data_source, _write_data_source
 from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
@@ -46,6 +43,7 @@ from feast.utils import make_df_tzaware
 
 from fsml.errors import OnDemandFailed
 from fsml.stores import quote_name
+from fsml.stores.files import ibis_options, through_ibis
 
 log = logging.getLogger(__name__)
 
@@ -297,85 +295,16 @@ def _ttl_micros(ttl: timedelta | None) -> int | None:
     return ttl // timedelta(microseconds=1)
 
 
-def read_in_repo(data_source: Any, repo_path: str) -> Any:
-    """Feast's DuckDB reader, given the source's path resolved against the repo, with
-    nanosecond times as microseconds: DuckDB cannot cast a zoned nanosecond time
-    (``TIMESTAMPTZ_NS``, what pandas writes by default) to the naive time Feast compares with."""
-    import ibis.expr.datatypes as dt
-
-    if isinstance(data_source, FileSource) and data_source.path:
-        resolved = FileSource.get_uri_for_file_path(repo_path or None, data_source.path)
-        if resolved != data_source.path:
-            data_source = copy.copy(data_source)
-            data_source.file_options = copy.copy(data_source.file_options)
-            data_source.file_options.uri = resolved
-    table = _read_data_source(data_source, repo_path)
-    utc = dt.Timestamp(timezone="UTC", scale=6)
-    nanos = {  # ibis does not know the type: it reads as "unknown", with DuckDB's name attached
-        name: table[name].cast(utc)
-        for name, kind in table.schema().items()
-        if kind.is_unknown() and str(getattr(kind, "raw_type", "")) == "TIMESTAMPTZ_NS"
-    }
-    return table.mutate(**nanos) if nanos else table
-
-
-def _ibis_options(config: Any) -> dict[str, Any]:
-    return {
-        "data_source_reader": read_in_repo,
-        "data_source_writer": _write_data_source,
-        "staging_location": config.offline_store.staging_location,
-        "staging_location_endpoint_override": config.offline_store.staging_location_endpoint_override,
-    }
-
-
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
     """Feast's DuckDB offline store; ``get_historical_features`` joins with ``ASOF JOIN``."""
 
-    @staticmethod
-    def pull_latest_from_table_or_query(
-        config: Any,
-        data_source: Any,
-        join_key_columns: list[str],
-        feature_name_columns: list[str],
-        timestamp_field: str,
-        created_timestamp_column: str | None,
-        start_date: Any,
-        end_date: Any,
-    ) -> RetrievalJob:
-        return feast_ibis.pull_latest_from_table_or_query_ibis(
-            config=config,
-            data_source=data_source,
-            join_key_columns=join_key_columns,
-            feature_name_columns=feature_name_columns,
-            timestamp_field=timestamp_field,
-            created_timestamp_column=created_timestamp_column,
-            start_date=start_date,
-            end_date=end_date,
-            **_ibis_options(config),
-        )
-
-    @staticmethod
-    def pull_all_from_table_or_query(
-        config: Any,
-        data_source: Any,
-        join_key_columns: list[str],
-        feature_name_columns: list[str],
-        timestamp_field: str,
-        created_timestamp_column: str | None = None,
-        start_date: Any = None,
-        end_date: Any = None,
-    ) -> RetrievalJob:
-        return feast_ibis.pull_all_from_table_or_query_ibis(
-            config=config,
-            data_source=data_source,
-            join_key_columns=join_key_columns,
-            feature_name_columns=feature_name_columns,
-            timestamp_field=timestamp_field,
-            created_timestamp_column=created_timestamp_column,
-            start_date=start_date,
-            end_date=end_date,
-            **_ibis_options(config),
-        )
+    # Feast's reads for materialization, with the source's path resolved against the repo
+    pull_latest_from_table_or_query = through_ibis(
+        "pull_latest_from_table_or_query", feast_ibis.pull_latest_from_table_or_query_ibis
+    )
+    pull_all_from_table_or_query = through_ibis(
+        "pull_all_from_table_or_query", feast_ibis.pull_all_from_table_or_query_ibis
+    )
 
     @staticmethod
     def get_historical_features(
@@ -401,7 +330,7 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
                 project=project,
                 full_feature_names=full_feature_names,
                 **kwargs,
-                **_ibis_options(config),
+                **ibis_options(config),
             )
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         timestamp_column = offline_utils.infer_event_timestamp_from_entity_df(schema)
