@@ -95,8 +95,12 @@ class Pipeline:
         """Rebuilt only if the raw data or the pipeline changed since the published tables."""
         from fsml.features.build import build_features, input_fingerprint, published_inputs
 
+        from fsml.featurestore import describe_service, open_store
+
         raw = self.settings.raw_dir
-        if not (raw / "meta.json").exists():  # features are produced outside fsml for this repo
+        tables = describe_service(open_store(self.settings), self.settings.feature_service).offline_paths.values()
+        built_here = any(path.is_relative_to(self.settings.features_dir) for path in tables)
+        if not built_here or not (raw / "meta.json").exists():  # the repo's tables are made elsewhere
             return self.step("features", "external", lambda: {"managed": False})
         key = input_fingerprint(raw)
         output = {"managed": True, "inputs": key}
