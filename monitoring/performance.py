@@ -13,12 +13,11 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-from fsml.training.dataset import parquet_glob
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fsml.featurestore import LabelSource
 from fsml.model import ModelCard
-from fsml.stores import quote_name
+from fsml.stores import parquet_files, quote_name
 
 
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
@@ -35,7 +34,7 @@ def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.D
         f"""SELECT l.id, l.score, CAST(s.{quote_name(source.label)} AS BIGINT) AS label
             FROM logged l JOIN read_parquet($path) s ON l.id = CAST(s.{quote_name(source.id)} AS VARCHAR)
             WHERE s.{quote_name(source.available_at)}::TIMESTAMPTZ <= $as_of""",
-        {"path": parquet_glob(source.path), "as_of": as_of},
+        {"path": parquet_files(source.path), "as_of": as_of},
     ).df()
 
 

@@ -12,7 +12,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -22,7 +21,7 @@ from fsml.training.windows import Windows
 
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import ServiceSpec
-from fsml.stores import quote_name
+from fsml.stores import parquet_files, quote_name
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 MIN_POSITIVES = 5
-
-
-def parquet_glob(path: Path) -> str:
-    """A Parquet file, or every Parquet file under a directory (a partitioned data set)."""
-    return str(path / "**" / "*.parquet") if path.is_dir() else str(path)
 
 
 def _utc(column: str) -> str:
@@ -56,7 +50,7 @@ def label_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetim
     columns |= {name: _utc(name) for name in times if name in columns}
     columns[spec.time_field] = columns["event_timestamp"] = _utc(src.timestamp)
     where = f"{_utc(src.timestamp)} >= $start AND {_utc(src.timestamp)} < $end"
-    params: dict[str, object] = {"path": parquet_glob(src.path), "start": start, "end": end}
+    params: dict[str, object] = {"path": parquet_files(src.path), "start": start, "end": end}
     if as_of is not None:
         columns["label"] = f"CAST({quote_name(src.label)} AS BIGINT)"
         where += f" AND {_utc(src.available_at)} <= $as_of"
@@ -96,7 +90,7 @@ def check_offline_tables(spec: ServiceSpec) -> None:
         if not path.exists():
             raise FsmlError(f"feature view {view}: missing offline table {path} (run `fsml features build`)")
         try:
-            con.execute("SELECT count(*) FROM parquet_metadata(?)", [parquet_glob(path)]).fetchone()
+            con.execute("SELECT count(*) FROM parquet_metadata(?)", [parquet_files(path)]).fetchone()
         except duckdb.Error as exc:
             raise FsmlError(f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -183,7 +177,7 @@ def first_timestamp(spec: ServiceSpec) -> datetime | None:
     con.execute("SET TimeZone = 'UTC'")
     query = f"SELECT min({_utc(src.timestamp)}) FROM read_parquet($path)"
     try:
-        return con.execute(query, {"path": parquet_glob(src.path)}).fetchone()[0]
+        return con.execute(query, {"path": parquet_files(src.path)}).fetchone()[0]
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 

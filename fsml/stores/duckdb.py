@@ -32,6 +32,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from feast.data_format import ParquetFormat
 from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
@@ -42,7 +43,7 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
 from fsml.errors import OnDemandFailed
-from fsml.stores import quote_name
+from fsml.stores import parquet_files, quote_name
 from fsml.stores.files import ibis_options, through_ibis
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) 
         source = view.batch_source
         if not isinstance(source, FileSource) or source.field_mapping or source.date_partition_column:
             return False
-        if not str(source.path).endswith(".parquet") or "://" in str(source.path):
+        if source.file_format is not None and not isinstance(source.file_format, ParquetFormat):
+            return False  # Delta: Feast's own reader
+        if "://" in str(source.path):
             return False
     return True
 
@@ -211,7 +214,7 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        return f"{rows} FROM read_parquet({_literal(path)})", paired
+        return f"{rows} FROM read_parquet({_literal(parquet_files(path))})", paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
@@ -260,7 +263,7 @@ def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
 @lru_cache(maxsize=256)
 def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(parquet_files(path))})"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 

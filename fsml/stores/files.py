@@ -14,17 +14,23 @@ import copy
 import inspect
 from typing import Any
 
+from feast.data_format import DeltaFormat
 from feast.infra.offline_stores.duckdb import _read_data_source, _write_data_source
 from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import OfflineStore
 
+from fsml.stores import parquet_files
+
 
 def read_in_repo(data_source: Any, repo_path: str) -> Any:
-    """Feast's DuckDB reader, given the source's path resolved against the repo."""
+    """Feast's DuckDB reader, given the source's path resolved against the repo (a directory: the
+    Parquet files under it)."""
     import ibis.expr.datatypes as dt
 
     if isinstance(data_source, FileSource) and data_source.path:
         resolved = FileSource.get_uri_for_file_path(repo_path or None, data_source.path)
+        if "://" not in resolved and not isinstance(data_source.file_format, DeltaFormat):
+            resolved = parquet_files(resolved)
         if resolved != data_source.path:
             data_source = copy.copy(data_source)
             data_source.file_options = copy.copy(data_source.file_options)

@@ -44,7 +44,18 @@ def _times(nanos: np.ndarray, kind: pa.DataType) -> pa.Array:
     return utc.cast(pa.timestamp(kind.unit, tz=kind.tz or "UTC"), safe=False).cast(kind)
 
 
-def _write(data: Path, kind: pa.DataType, rng: np.random.Generator) -> None:
+def _save(table: pa.Table, path: Path, partitioned: bool) -> None:
+    """One Parquet file, or a directory of them (as Spark writes a table)."""
+    if not partitioned:
+        pq.write_table(table, path)
+        return
+    path.mkdir()
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), path / "part-0.parquet")
+    pq.write_table(table.slice(half), path / "part-1.parquet")
+
+
+def _write(data: Path, kind: pa.DataType, rng: np.random.Generator, partitioned: bool = False) -> None:
     data.mkdir(parents=True, exist_ok=True)
     n = 3_000
     # minutes apart, plus odd milliseconds and nanoseconds: every unit is exercised
@@ -55,9 +66,9 @@ def _write(data: Path, kind: pa.DataType, rng: np.random.Generator) -> None:
         "created": _times(event + rng.integers(0, 10**6, n), kind),
         "x": pa.array(rng.normal(size=n)),
     }
-    pq.write_table(pa.table(features), data / "stats.parquet")
+    _save(pa.table(features), data / "stats.parquet", partitioned)
     # the same features with a type no fast path covers: materialized by Feast's own engine
-    pq.write_table(pa.table({**features, "tags": pa.array([["a", "b"]] * n)}), data / "tagged.parquet")
+    _save(pa.table({**features, "tags": pa.array([["a", "b"]] * n)}), data / "tagged.parquet", partitioned)
     m = 400
     when = rng.integers(2 * 60, 3 * 24 * 60, m) * 60_000_000_000 + rng.integers(0, 10**9, m)
     labels = {
@@ -67,7 +78,7 @@ def _write(data: Path, kind: pa.DataType, rng: np.random.Generator) -> None:
         "label": pa.array(rng.integers(0, 2, m)),
         "known_at": _times(when + 3_600_000_000_000, kind),
     }
-    pq.write_table(pa.table(labels), data / "labels.parquet")
+    _save(pa.table(labels), data / "labels.parquet", partitioned)
 
 
 def _objects() -> list:
@@ -130,15 +141,16 @@ def _latest(features: pd.DataFrame, end: datetime) -> dict[int, float]:
     return rows.groupby("user_id")["x"].last().to_dict()
 
 
-@pytest.mark.parametrize("name", list(TYPES))
+@pytest.mark.parametrize("name", [*TYPES, "PARTITIONED"])
 def test_every_time_type_reads_the_same(name: str, tmp_path: Path, redis_url: str) -> None:
+    """PARTITIONED: zoned nanosecond times in directories of Parquet files instead of files."""
     import redis
     from fsml.serving.batch import ROW, split_valid
     from fsml.training.dataset import label_rows
 
     redis.Redis.from_url(redis_url).flushdb()
-    kind = TYPES[name]
-    _write(tmp_path / "data", kind, np.random.default_rng(3))
+    kind = TYPES.get(name, TYPES["TIMESTAMPTZ_NS"])
+    _write(tmp_path / "data", kind, np.random.default_rng(3), partitioned=name == "PARTITIONED")
     store = feast_store(
         tmp_path / "repo",
         _objects(),
