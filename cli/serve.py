@@ -32,6 +32,8 @@ def serve(
         settings = settings.model_copy(update={"serve_feature_services": list(dict.fromkeys(feature_service))})
 
     from fsml.serving.app import check_deployable
+    from fsml.serving.lifeline import MASTER_ENV
+    from fsml.serving.limits import HTTP_PROTOCOL
 
     check_deployable(settings)
     from fsml.featurestore import describe_service, open_store
@@ -48,6 +50,7 @@ def serve(
         directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
         os.environ["FSML_METRICS_MULTIPROCESS"] = "1"
+        os.environ[MASTER_ENV] = str(os.getpid())  # workers end with this process
     import uvicorn
 
     uvicorn.run(
@@ -57,7 +60,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # uvicorn's httptools protocol with a header deadline (serving.limits)
         access_log=False,
         log_level="warning",
         proxy_headers=False,
@@ -74,6 +77,7 @@ def score(
         typer.Option("--input", help="Parquet file: the fields of the model's predict request; its time required."),
     ],
     output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -85,5 +89,5 @@ def score(
     from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
-        result = score_file(settings, Path(input), Path(output), progress=progress)
+        result = score_file(settings, Path(input), Path(output), progress=progress, overwrite=overwrite)
     emit(result, as_json)

@@ -6,10 +6,10 @@ to a thread and back costs up to a GIL switch interval (5 ms) per request.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fsml.serving.auth import require_key
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ModelSlot, ServiceState
 
@@ -37,13 +37,7 @@ async def get_slot(request: Request, feature_service: str) -> ModelSlot:
     return slot
 
 
-async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
-    key = request.app.state.service.settings.api_key
-    if key is None:
-        raise HTTPException(401, detail="admin routes are disabled: set FSML_API_KEY")
-    if x_api_key is None or not secrets.compare_digest(x_api_key, key.get_secret_value()):
-        raise HTTPException(401, detail="missing or wrong X-API-Key")
-
+require_admin = require_key("api_key")
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]

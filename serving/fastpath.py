@@ -8,6 +8,11 @@ app. A request finds its model, validator and kind with one dict lookup on its p
 start-up. The FastAPI routes stay for the OpenAPI schema and for ``?include_values``. On two
 cores the FastAPI/Starlette stack costs about 320 µs of CPU for a request that does nothing
 (``GET /healthz``), more than scoring itself (docs/benchmarks.md).
+
+Only a request the fast path is sure of is answered here: a JSON content type (as FastAPI
+decides it) and a body that validates. Anything else (another content type, a byte-order mark,
+invalid JSON, a failed validation) goes to the FastAPI route with the body already read, so
+every error answer comes from one place and both paths agree on every input by construction.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from fsml.serving.errors import json_safe
+from fsml.serving.limits import replay_body
 from fsml.serving.routes.predict import model_paths, score_batch, score_rows
 from fsml.serving.state import ModelSlot
 from pydantic import ValidationError
@@ -56,10 +61,11 @@ class PredictFastPath:
             return
         body = await _body(receive)
         try:
+            if not _json_content(scope["headers"]):
+                raise ValueError("not a JSON content type")
             request = route.validate(body)
-        except ValidationError as exc:
-            errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
-            await _reply(send, 422, {"detail": json_safe(errors)})
+        except (ValidationError, ValueError):
+            await self.app(scope, replay_body(body, receive), send)
             return
         slot = route.slot
         scorer = slot.scorer
@@ -76,6 +82,15 @@ class PredictFastPath:
                 await _reply(send, 200, predictions[0])
         except HTTPException as exc:
             await _reply(send, exc.status_code, {"detail": exc.detail})
+
+
+def _json_content(headers: list[tuple[bytes, bytes]]) -> bool:
+    """FastAPI's rule: ``application/json`` or ``application/*+json``, parameters ignored."""
+    for name, value in headers:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+    return False
 
 
 async def _body(receive: Callable) -> bytes:

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
@@ -56,7 +57,8 @@ class ModelSlot:
         return self.settings.model_name(self.spec.name)
 
     def unavailable(self) -> str:
-        return f"no model loaded for {self.name}: {self.load_error or 'loading'}"
+        """Why there is no model, without the file paths the full reason (in the log) may hold."""
+        return f"no model loaded for {self.name}: {public_reason(self.load_error) if self.load_error else 'loading'}"
 
     def open_prediction_log(self, metrics: Metrics) -> None:
         if not self.settings.log_predictions:
@@ -69,6 +71,7 @@ class ModelSlot:
             max_rows=self.settings.log_buffer_rows,
             flush_seconds=self.settings.log_flush_seconds,
             on_drop=metrics.log_dropped.inc,
+            on_dead_letter=metrics.log_dead_letter.inc,
         ).start()
 
     async def reload(self, metrics: Metrics, only_if_changed: bool = False) -> tuple[str | None, Scorer]:

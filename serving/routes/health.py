@@ -19,14 +19,27 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready when Redis answers and every hosted model is loaded; 503 with the reasons otherwise."""
-    problems = []
+    """Ready when every hosted model is loaded and the online store holds rows of every view they
+    read (one round trip: the views' markers); 503 with the reasons otherwise."""
+    problems = [slot.unavailable() for slot in state.slots.values() if slot.scorer is None]
+    readers = [s.scorer.reader for s in state.slots.values() if s.scorer and s.scorer.reader.marker_payload]
     try:
-        await state.redis.ping()
+        if not readers:
+            await state.redis.ping()
+        else:
+            payload = b"".join(reader.marker_payload for reader in readers)
+            replies = await state.redis.send_payload(payload, len(readers))
+            empty = dict.fromkeys(
+                view
+                for reader, marks in zip(readers, replies, strict=True)
+                for view, mark in zip(reader.views, marks, strict=True)
+                if mark is None
+            )
+            if empty:
+                problems.append(f"online store holds no rows of {', '.join(empty)}: run `fsml features materialize`")
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         problems.append(f"online store unavailable ({type(exc).__name__})")
-    problems += [slot.unavailable() for slot in state.slots.values() if slot.scorer is None]
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
     versions = {name: slot.scorer.version for name, slot in state.slots.items()}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fsml.serving.decision import decide
 from fsml.serving.deps import StateDep
 from fsml.serving.features import utc
 from fsml.serving.scorer import Scorer
@@ -62,9 +63,13 @@ async def score_rows(
     metrics = state.metrics
     id_field = slot.spec.id_field
     out = []
+    policy = state.settings.missing_features_decision
     for row, vector, score in zip(rows, vectors, scores, strict=True):
-        decision = "flag" if score >= scorer.threshold else "pass"
+        all_missing = reader.all_missing(vector)
+        decision = decide(score, scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, slot.name, decision).inc()
+        if all_missing:
+            metrics.child(metrics.all_missing, slot.name).inc()
         for column in vector.missing:
             metrics.child(metrics.missing, slot.name, column).inc()
         for column in vector.stale:
@@ -81,7 +86,7 @@ async def score_rows(
                 scorer.name,
                 scorer.version,
             )
-        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
+        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
         out.append(
@@ -119,7 +124,7 @@ def _add_routes(api: APIRouter, slot: ModelSlot, single_path: str, batch_path: s
 
     @api.post(single_path, response_model=response, response_model_exclude_unset=True, name=f"predict {single_path}")
     async def predict(body: single, state: StateDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score one request; says which features were missing or stale."""
+        """Score one request; says which features were missing or stale, and whether all were."""
         rows = [body.model_dump()]  # type: ignore[attr-defined]
         return (await score_rows(state, slot, current_scorer(slot), rows, include_values))[0]
 
