@@ -21,6 +21,12 @@ from pydantic import BaseModel, Field
 
 BOOSTER_FILE = "model.lgb.txt"
 CARD_FILE = "fsml_model.json"
+FLAG, PASS = "flag", "pass"
+
+
+def decision(score: float, threshold: float) -> str:
+    """The decision for one score: the one rule the service, batch scoring and MLflow share."""
+    return FLAG if score >= threshold else PASS
 
 
 class FeatureInfo(BaseModel):
@@ -137,6 +143,18 @@ class ModelBundle:
 
     def predict_matrix(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
         return self.booster.predict(matrix, num_threads=num_threads)
+
+    def decisions(self, scores: np.ndarray) -> np.ndarray:
+        return np.where(np.asarray(scores) >= self.card.threshold, FLAG, PASS)
+
+    def score_frame(self, features: pd.DataFrame, num_threads: int = 1) -> pd.DataFrame:
+        """Score and decision per row of a frame of ``view__feature`` columns, as Feast returns
+        them with full feature names; other columns are ignored, absent features are missing."""
+        absent = [c for c in self.encoder.columns if c not in features.columns]
+        if absent:
+            features = features.assign(**{c: np.nan for c in absent})
+        scores = self.predict_matrix(self.encoder.frame(features), num_threads)
+        return pd.DataFrame({"score": scores, "decision": self.decisions(scores)}, index=features.index)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

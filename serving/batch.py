@@ -144,7 +144,7 @@ def _score_chunk(
     absent = features[columns].isna().to_numpy()
     out = part.sort_values(ROW, kind="mergesort").reset_index(drop=True)
     out["score"] = scores
-    out["decision"] = np.where(scores >= bundle.card.threshold, "flag", "pass")
+    out["decision"] = bundle.decisions(scores)
     out["missing_features"] = [[c for c, a in zip(columns, row, strict=True) if a] for row in absent]
     out["model_version"] = bundle.version
     return out.drop(columns=[ROW])

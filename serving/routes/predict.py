@@ -15,6 +15,8 @@ from fsml.serving.scorer import Scorer
 from fsml.serving.state import ONLINE_STORE_ERRORS, ServiceState
 from pydantic import BaseModel
 
+from fsml.model import decision as decide
+
 
 async def score_rows(
     state: ServiceState, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool
@@ -37,7 +39,7 @@ async def score_rows(
     metrics = state.metrics
     out = []
     for row, vector, score in zip(rows, vectors, scores, strict=True):
-        decision = "flag" if score >= scorer.threshold else "pass"
+        decision = decide(score, scorer.threshold)
         metrics.child(metrics.predictions, decision).inc()
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
