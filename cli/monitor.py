@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit
+from fsml.console import chunk_progress, emit, setup_logging
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
@@ -59,6 +59,7 @@ def monitor_watch(
 ) -> None:
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
     settings = load_settings()
+    setup_logging(json_lines=settings.log_format == "json")  # a long-running service: its logs are collected
 
     from fsml.monitoring.watch import parse_duration, watch
 

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from fsml.serving import docs
 from fsml.serving.errors import json_safe
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
@@ -31,9 +33,11 @@ def check_deployable(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> MetricsMiddleware:
-    """The service as uvicorn runs it: metrics around the prediction fast path around FastAPI."""
-    api, single, batch, metrics = create_fastapi(settings or Settings())
-    return MetricsMiddleware(PredictFastPath(api, single, batch), metrics)
+    """The service as uvicorn runs it: metrics, request ids and the access log around the
+    prediction fast path around FastAPI."""
+    settings = settings or Settings()
+    api, single, batch, metrics = create_fastapi(settings)
+    return MetricsMiddleware(PredictFastPath(api, single, batch), metrics, access_log=settings.access_log)
 
 
 def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
@@ -67,16 +71,17 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
                 await asyncio.to_thread(state.predictions.close)
             await state.redis.aclose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with Swagger UI and ReDoc served from the package: no CDN
         title="fsml scoring service",
         version="1",
         description=f"Scores with the champion of feature service {spec.name}.",
         lifespan=lifespan,
     )
-    app.include_router(predict.router(single, batch))
-    app.include_router(health.router)
-    app.include_router(admin.router)
+    app.include_router(predict.router(single, batch), responses=docs.PREDICT_ERRORS)
+    app.include_router(health.router, responses=docs.UNAVAILABLE)
+    app.include_router(admin.router, responses=docs.ADMIN_ERRORS)
     app.add_exception_handler(RequestValidationError, validation_error)
+    docs.document(app, spec.inputs, settings.model_name(spec.name))
     return app, single, batch, metrics
 
 
@@ -91,5 +96,6 @@ def create_app_from_env() -> MetricsMiddleware:
     import fsml  # noqa: F401  (typeguard switch before Feast)
     from fsml.console import setup_logging
 
-    setup_logging()
-    return create_app(Settings())
+    settings = Settings()
+    setup_logging(json_lines=settings.log_format == "json")
+    return create_app(settings)

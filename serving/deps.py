@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ServiceState
 
@@ -26,7 +27,11 @@ async def get_scorer(request: Request) -> Scorer:
     return state.scorer
 
 
-async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
+# Declared as an API-key security scheme, so the OpenAPI document and Swagger's "Authorize" know it.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="FSML_API_KEY; admin routes only.")
+
+
+async def require_admin(request: Request, x_api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
     key = request.app.state.service.settings.api_key
     if key is None:
         raise HTTPException(401, detail="admin routes are disabled: set FSML_API_KEY")

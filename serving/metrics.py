@@ -12,7 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
+
+from fsml.serving.observability import WorkersProcessCollector, log_access, request_id
+
+from fsml.logjson import REQUEST_ID
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +25,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -50,6 +56,9 @@ ROUTES = {
 
 
 MULTIPROCESS = "FSML_METRICS_MULTIPROCESS"
+SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+# Age of the online row a feature came from: minutes to the daily snapshots' TTLs and beyond.
+AGE_BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400)
 
 
 class Metrics:
@@ -68,7 +77,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.predictions = Counter("fsml_predictions", "Rows scored", ["decision"], registry=r)
+        self.predictions = Counter("fsml_predictions", "Rows scored, by decision", ["decision"], registry=r)
+        self.scores = Histogram("fsml_score", "Scores given", ["model"], buckets=SCORE_BUCKETS, registry=r)
+        self.feature_age = Histogram(
+            "fsml_feature_age_seconds",
+            "Age of the online feature rows read, by feature view (freshness)",
+            ["view"],
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
         self.missing = Counter("fsml_missing_features", "Model features missing at scoring", ["feature"], registry=r)
         self.stale = Counter("fsml_stale_features", "Model features older than their TTL", ["feature"], registry=r)
         self.online_errors = Counter("fsml_online_store_errors", "Failed online store reads", registry=r)
@@ -81,6 +98,11 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.model_loaded = Gauge(
+            "fsml_model_loaded", "1 when a model is loaded and served", registry=r, multiprocess_mode="livemin"
+        )
+        if not os.environ.get(MULTIPROCESS):
+            ProcessCollector(registry=r)
 
         self._children: dict[tuple, Any] = {}
 
@@ -107,6 +129,7 @@ class Metrics:
 
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
+            merged.register(WorkersProcessCollector(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])))
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -115,11 +138,14 @@ ASGIApp = Callable[[MutableMapping[str, Any], Callable, Callable], Awaitable[Non
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by route and status (plain ASGI: a few µs each)."""
+    """Counts and times every HTTP request by route and status, gives it a request id (taken
+    from ``X-Request-ID`` or new, returned on the response, in every log line of the request)
+    and writes the access log line (plain ASGI: a few µs each)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -127,14 +153,23 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = [500]
+        rid = request_id(scope["headers"])
+        header = (b"x-request-id", rid.encode())
+        token = REQUEST_ID.set(rid)
 
         async def record_status(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope["path"] if scope["path"] in ROUTES else "other"
-            self.metrics.count(route, scope["method"], status[0], time.perf_counter() - start)
+            path = scope["path"]
+            route = path if path in ROUTES else "other"
+            elapsed = time.perf_counter() - start
+            self.metrics.count(route, scope["method"], status[0], elapsed)
+            if self.access_log:
+                log_access(rid, scope["method"], path, route, status[0], elapsed)
+            REQUEST_ID.reset(token)

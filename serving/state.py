@@ -67,6 +67,7 @@ class ServiceState:
             self.scorer, self.load_error = scorer, None
             self.metrics.reloads.labels("ok").inc()
             self.metrics.model_version.labels(scorer.name).set(float(scorer.version))
+            self.metrics.model_loaded.set(1)
             log.info("serving %s version %s", scorer.name, scorer.version)
             return (previous.version if previous else None), scorer
 

@@ -37,10 +37,14 @@ async def score_rows(
     log = state.predictions
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
+    score_histogram = metrics.child(metrics.scores, scorer.name)
     out = []
     for row, vector, score in zip(rows, vectors, scores, strict=True):
         decision = decide(score, scorer.threshold)
         metrics.child(metrics.predictions, decision).inc()
+        score_histogram.observe(score)
+        for view, age in vector.ages.items():
+            metrics.child(metrics.feature_age, view).observe(age)
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
         for column in vector.stale:
