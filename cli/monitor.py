@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Annotated
 
 import typer
@@ -56,6 +57,9 @@ def monitor_run(
 def monitor_watch(
     every: Annotated[str, typer.Option(help="Time between rounds: 30s, 15m, 1h, 1d.")] = "1h",
     rounds: Annotated[int | None, typer.Option(min=1, help="Stop after this many rounds.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port meanwhile.")
+    ] = None,
 ) -> None:
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
     settings = load_settings()
@@ -64,6 +68,10 @@ def monitor_watch(
     from fsml.monitoring.watch import parse_duration, watch
 
     period = parse_duration(every)
+    if metrics_port is not None:
+        from fsml.monitoring.metrics import serve as serve_metrics
+
+        serve_metrics(settings, metrics_port)
     with contextlib.suppress(KeyboardInterrupt):
         watch(settings, period, rounds)
 
@@ -83,3 +91,22 @@ def retrain(
     with chunk_progress("retrain") as progress:
         outcome = run_retraining(settings, reason=f"manual: {reason}", as_of=when, progress=progress)
     emit(outcome, as_json)
+
+
+@monitor_app.command("metrics")
+def monitor_metrics(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Serve over HTTP; default: print once.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+) -> None:
+    """Prometheus metrics of the monitoring loop (drift, performance, retraining), from its records."""
+    settings = load_settings()
+
+    from fsml.monitoring import metrics
+
+    if port is None:
+        print(metrics.exposition(settings), end="")
+        return
+    setup_logging(json_lines=settings.log_format == "json")
+    metrics.serve(settings, port, host)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
