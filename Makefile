@@ -2,7 +2,9 @@
 # when it is missing, create .venv from uv.lock, then run.
 SHELL := /bin/bash
 VENV := .venv
-UV = $$(command -v uv || echo python3 -m uv)
+# uv from PATH, else from `python3 -m uv`, else a private copy in .uv/ (a venv of its own, so a
+# system Python that refuses pip installs, PEP 668, is never touched; no root needed).
+UV = $$(command -v uv || { python3 -m uv --version >/dev/null 2>&1 && echo python3 -m uv; } || echo .uv/bin/uv)
 
 # Compiled bytecode matters here: some machines set PYTHONDONTWRITEBYTECODE, and Feast, MLflow
 # and pandas then recompile on every start (seconds per command).
@@ -13,8 +15,8 @@ export UV_COMPILE_BYTECODE := 1
 setup: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
-		|| python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || [ -x .uv/bin/uv ] \
+		|| { python3 -m venv .uv && .uv/bin/pip install --quiet uv; }
 	$(UV) sync --frozen
 	@touch $@
 
@@ -43,4 +45,4 @@ lint: setup
 	$(VENV)/bin/ruff check fsml features training serving monitoring cli examples feature_repo tests bench
 
 clean:
-	rm -rf .fsml .pytest_cache
+	rm -rf .fsml .pytest_cache .uv
