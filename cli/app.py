@@ -43,7 +43,9 @@ class ConfigError(FsmlError):
 def version_text() -> str:
     from importlib.metadata import version
 
-    return f"fsml {version('fsml')} (feast {version('feast')}, mlflow {version('mlflow')}, lightgbm {version('lightgbm')})"
+    return (
+        f"fsml {version('fsml')} (feast {version('feast')}, mlflow {version('mlflow')}, lightgbm {version('lightgbm')})"
+    )
 
 
 def _show_version(value: bool) -> None:
@@ -56,7 +58,12 @@ def _show_version(value: bool) -> None:
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
     version: bool = typer.Option(
-        False, "--version", is_eager=True, expose_value=False, callback=_show_version, help="Print the version and exit."
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_show_version,
+        help="Print the version and exit.",
     ),
 ) -> None:
     setup_logging(verbose)

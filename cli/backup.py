@@ -13,11 +13,13 @@ from fsml.console import emit, steps
 
 @app.command()
 def backup(
-    output: Annotated[str | None, typer.Option(help="Archive to write; default FSML_HOME/backups/fsml-<time>.tar.gz.")] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Archive to write; default FSML_HOME/backups/fsml-<time>.tar.gz.")
+    ] = None,
     data: Annotated[bool, typer.Option("--data", help="Include the raw and feature data (can be large).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Archive the MLflow store and artifacts, Feast registries, prediction logs and monitor records, consistently while services run."""
+    """Archive the MLflow store, Feast registries, prediction logs and monitor records, while services run."""
     settings = load_settings()
 
     from fsml.backup import backup as run_backup

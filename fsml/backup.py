@@ -102,7 +102,10 @@ def _copy_mlflow(home: Path, staging: Path) -> None:
     if not source.is_file():
         return
     (staging / "mlflow").mkdir()
-    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(staging / "mlflow" / "mlflow.db") as dst:
+    with (
+        sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src,
+        sqlite3.connect(staging / "mlflow" / "mlflow.db") as dst,
+    ):
         src.backup(dst)  # SQLite's online backup: a consistent copy while MLflow writes
     # Artifacts are written once under new run and model ids; copied after the database, every
     # model the copied database names is already complete on disk.
@@ -200,7 +203,11 @@ def _replace_strings(message: Any, old: str, new: str) -> int:
         repeated = field.is_repeated
         if field.type == field.TYPE_MESSAGE:
             if field.message_type.GetOptions().map_entry:
-                items = list(value.values()) if field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE else []
+                items = (
+                    list(value.values())
+                    if field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE
+                    else []
+                )
                 changed += sum(_replace_strings(v, old, new) for v in items)
             else:
                 changed += sum(_replace_strings(v, old, new) for v in (value if repeated else [value]))

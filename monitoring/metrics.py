@@ -68,13 +68,21 @@ class MonitorCollector:
 
     def _monitor(self, history: list[dict[str, Any]]) -> Iterator[Metric]:
         labels = ["model"]
-        last_run = GaugeMetricFamily("fsml_monitor_last_run_timestamp_seconds", "When the monitor last judged", labels=labels)
+        last_run = GaugeMetricFamily(
+            "fsml_monitor_last_run_timestamp_seconds", "When the monitor last judged", labels=labels
+        )
         detected = GaugeMetricFamily("fsml_drift_detected", "1 when the last monitor run found drift", labels=labels)
         drifted = GaugeMetricFamily("fsml_drifted_features", "Features that drifted in the last run", labels=labels)
-        feature = GaugeMetricFamily("fsml_feature_drifted", "1 for each feature that drifted", labels=["model", "feature"])
-        score = GaugeMetricFamily("fsml_score_drift_distance", "Score drift, in reference standard deviations", labels=labels)
+        feature = GaugeMetricFamily(
+            "fsml_feature_drifted", "1 for each feature that drifted", labels=["model", "feature"]
+        )
+        score = GaugeMetricFamily(
+            "fsml_score_drift_distance", "Score drift, in reference standard deviations", labels=labels
+        )
         rows = GaugeMetricFamily("fsml_monitor_window_rows", "Rows in the monitored window", labels=labels)
-        pr_auc = GaugeMetricFamily("fsml_monitor_pr_auc", "PR-AUC of logged predictions on matured labels", labels=labels)
+        pr_auc = GaugeMetricFamily(
+            "fsml_monitor_pr_auc", "PR-AUC of logged predictions on matured labels", labels=labels
+        )
         degraded = GaugeMetricFamily("fsml_performance_degraded", "1 when PR-AUC is below its floor", labels=labels)
         version = GaugeMetricFamily("fsml_monitored_model_version", "Champion version judged last", labels=labels)
         latest: dict[str, dict[str, Any]] = {}

@@ -33,7 +33,10 @@ def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: Col
         score_plot=png(_numeric_plot(score)),
         features=[_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi))],
         drifted=[
-            (png(_numeric_plot(c) if c.kind == "numeric" else _categorical_plot(c)), f"{c.column}: {'; '.join(c.reasons)}")
+            (
+                png(_numeric_plot(c) if c.kind == "numeric" else _categorical_plot(c)),
+                f"{c.column}: {'; '.join(c.reasons)}",
+            )
             for c in drifted
         ],
     )

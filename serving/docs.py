@@ -62,14 +62,23 @@ def examples(inputs: tuple[Input, ...], model_name: str) -> dict[str, dict[str, 
         "PredictRequest": request,
         "BatchPredictRequest": {"rows": [request, request]},
         "PredictResponse": prediction,
-        "BatchResponse": {"model": model, "threshold": 0.42, "predictions": [prediction, {**prediction, "score": 0.71,
-                                                                                          "decision": "flag"}]},  # fmt: skip
+        "BatchResponse": {
+            "model": model,
+            "threshold": 0.42,
+            "predictions": [prediction, {**prediction, "score": 0.71, "decision": "flag"}],
+        },  # fmt: skip
         "FeatureReport": {"missing": [], "stale": ["<view>__<feature>"]},
         "ModelRef": model,
         "ModelInfo": {
-            "name": model_name, "version": "3", "alias": "champion", "feature_service": "<feature service>",
-            "training_window": {"as_of": "2026-11-01T00:00:00+00:00"}, "metrics": {"test_pr_auc": 0.61},
-            "threshold": 0.42, "features": ["<view>__<feature>"], "loaded_at": "2026-11-02T08:00:00+00:00",
+            "name": model_name,
+            "version": "3",
+            "alias": "champion",
+            "feature_service": "<feature service>",
+            "training_window": {"as_of": "2026-11-01T00:00:00+00:00"},
+            "metrics": {"test_pr_auc": 0.61},
+            "threshold": 0.42,
+            "features": ["<view>__<feature>"],
+            "loaded_at": "2026-11-02T08:00:00+00:00",
         },  # fmt: skip
         "ReloadResponse": {"reloaded": True, "previous_version": "2", "version": "3"},
         "RetrainRequest": {"reason": "new labels arrived"},

@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from fsml.serving.observability import WorkersProcessCollector, log_access, request_id
-
-from fsml.logjson import REQUEST_ID
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,6 +25,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+from fsml.logjson import REQUEST_ID
 
 LATENCY_BUCKETS = (
     0.0002,

@@ -95,8 +95,11 @@ def _merge(target: Any, change: Any) -> Any:
         old = target.get(key)
         if isinstance(value, dict) and isinstance(old, dict):
             _merge(old, value)
-        elif isinstance(value, list) and isinstance(old, list) and value and all(
-            isinstance(v, dict) and "name" in v for v in value
+        elif (
+            isinstance(value, list)
+            and isinstance(old, list)
+            and value
+            and all(isinstance(v, dict) and "name" in v for v in value)
         ):
             by_name = {item.get("name"): item for item in old}
             for item in value:

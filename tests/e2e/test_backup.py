@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fsml.serving.process import ServerProcess, settings_environ
 
 from fsml.errors import FsmlError
-from fsml.serving.process import ServerProcess, settings_environ
 from tests.conftest import AS_OF, Champion
 
 pytestmark = pytest.mark.e2e

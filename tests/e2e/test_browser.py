@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fsml.serving.process import settings_environ
 
 from fsml.redis_server import free_port
-from fsml.serving.process import settings_environ
 from tests.conftest import Champion
 
 pytestmark = pytest.mark.e2e

@@ -87,5 +87,10 @@ def test_dashboard_and_rules_use_only_exposed_metrics(server, champion: Champion
     assert "fsml_drift_detected{" in monitor
     available = exposed(service) | exposed(monitor)
     used = used_metrics()
-    assert {"fsml_requests_total", "fsml_drift_detected", "fsml_retrain_runs_total", "process_cpu_seconds_total"} <= used
+    assert {
+        "fsml_requests_total",
+        "fsml_drift_detected",
+        "fsml_retrain_runs_total",
+        "process_cpu_seconds_total",
+    } <= used
     assert not used - available, sorted(used - available)

@@ -29,7 +29,11 @@ def mlflow_server(champion: Champion, tmp_path_factory: pytest.TempPathFactory):
     log_path = tmp_path_factory.mktemp("mlflow-serve") / "serve.log"
     # MLflow starts uvicorn by name: the environment's bin directory goes on PATH, as when it is active.
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

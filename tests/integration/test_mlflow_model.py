@@ -28,7 +28,9 @@ def test_pyfunc_scores_a_historical_frame_as_the_bundle_does(pyfunc, trained: Tr
     test = trained.training_set.parts["test"]  # Feast's historical frame: keys, times, label, view__feature
     out = pyfunc.predict(test)
     assert list(out.columns) == ["score", "decision"] and len(out) == len(test)
-    np.testing.assert_allclose(out["score"].to_numpy(), trained.trained.test_predictions["score"].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        out["score"].to_numpy(), trained.trained.test_predictions["score"].to_numpy(), rtol=0, atol=1e-12
+    )
     threshold = trained.trained.bundle.card.threshold
     assert (out["decision"] == np.where(out["score"] >= threshold, "flag", "pass")).all()
     assert {"flag", "pass"} == set(out["decision"])
@@ -58,7 +60,9 @@ def test_signature_input_example_and_no_pickle(world: World, trained: TrainOutco
     example = json.loads((local / "input_example.json").read_text())
     assert example["columns"] == card.columns and len(example["data"]) == 5
     assert not list(local.rglob("*.pkl")) and (local / "mlflow_model.py").is_file()
-    assert (local / "code" / "fsml" / "model.py").read_text() == (Path(registry.__file__).parent / "model.py").read_text()
+    assert (local / "code" / "fsml" / "model.py").read_text() == (
+        Path(registry.__file__).parent / "model.py"
+    ).read_text()
     assert version.tags["feast.feature_service"] == card.feature_service
     assert version.tags["fsml.data_fingerprint"] == trained.training_set.fingerprint
 

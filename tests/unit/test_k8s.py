@@ -83,7 +83,9 @@ def test_workloads_are_wired_for_production(overlay: Path) -> None:
             for mount in c.get("volumeMounts", []):
                 if mount["name"] == "home":
                     assert mount["mountPath"] == "/data"
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v
+        ]
         assert all(("PersistentVolumeClaim", claim) in objects for claim in claims)
     image = container["image"]
     assert image == ("fsml:dev" if overlay.name == "dev" else "registry.example.com/fsml:0.1.0")
