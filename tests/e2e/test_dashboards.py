@@ -85,6 +85,7 @@ def test_dashboard_and_rules_use_only_exposed_metrics(server, champion: Champion
     service = httpx.get(server.url + "/metrics").text
     monitor = exposition(champion.settings)
     assert "fsml_drift_detected{" in monitor
+    assert served_by_the_exporter(champion) == monitor
     available = exposed(service) | exposed(monitor)
     used = used_metrics()
     assert {
@@ -94,3 +95,37 @@ def test_dashboard_and_rules_use_only_exposed_metrics(server, champion: Champion
         "process_cpu_seconds_total",
     } <= used
     assert not used - available, sorted(used - available)
+
+
+def served_by_the_exporter(champion: Champion) -> str:
+    """``fsml monitor metrics --port`` as a process: what Prometheus scrapes in Kubernetes."""
+    import subprocess
+    import sys
+
+    from fsml.serving.process import settings_environ
+
+    from fsml.redis_server import free_port
+
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "fsml"),
+        "monitor",
+        "metrics",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
+    process = subprocess.Popen(command, env=settings_environ(champion.settings), stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "fsml monitor metrics did not answer"
+                time.sleep(0.3)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -94,3 +94,21 @@ def test_report_names_the_version_and_compares_with_the_champion(trained: TrainO
     assert sum(r["pass"] + r["flag"] for r in cells) == len(y)
     assert cells[1]["flag"] == int(((scores >= trained.trained.bundle.card.threshold) & (y == 1)).sum())
     assert f"<td>{cells[1]['flag']}</td>" in html
+
+
+def test_training_progress_moves_with_the_boosting_rounds(world: World, trained: TrainOutcome) -> None:
+    from fsml.training.pipeline import windows_for
+    from fsml.training.train import TrainConfig, fit
+
+    from fsml.featurestore import describe_service, open_store
+    from tests.conftest import AS_OF
+
+    spec = describe_service(open_store(world.settings), world.settings.feature_service)
+    config = TrainConfig.from_settings(world.settings)
+    seen: list[tuple[int, int]] = []
+    windows = windows_for(world.settings, AS_OF)
+    parts, fingerprint = trained.training_set.parts, trained.training_set.fingerprint
+    refit = fit(parts, spec, windows, config, "m", fingerprint, on_iteration=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (1, config.num_boost_round) and len(seen) > 10
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1][0] >= refit.best_iteration
