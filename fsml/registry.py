@@ -44,6 +44,9 @@ class Registered:
 def client(settings: Settings, create: bool = True) -> MlflowClient:
     """A client on the configured store; with ``create=False`` a missing local store is an error."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A model's environment is its pinned requirements and the fsml code shipped with it, not
+    # whichever uv project the command happens to run in (MLflow would copy its 1 MB lock file).
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     import mlflow
 
     if settings.mlflow_tracking_uri is None:
