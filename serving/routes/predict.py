@@ -43,8 +43,9 @@ async def score_rows(
         decision = decide(score, scorer.threshold)
         metrics.child(metrics.predictions, decision).inc()
         score_histogram.observe(score)
-        for view, age in vector.ages.items():
-            metrics.child(metrics.feature_age, view).observe(age)
+        if metrics.sample_age():
+            for view, age in vector.ages.items():
+                metrics.child(metrics.feature_age, view).observe(age)
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
         for column in vector.stale:

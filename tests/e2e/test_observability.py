@@ -19,7 +19,8 @@ def test_request_id_is_honoured_returned_and_logged(server) -> None:
     given = httpx.post(server.url + "/v1/predict", json=BODY, headers={"X-Request-ID": "trace-7f3a.1"})
     assert given.status_code == 200 and given.headers["x-request-id"] == "trace-7f3a.1"
     made = httpx.get(server.url + "/v1/model")
-    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    assert re.fullmatch(r"[0-9a-f]{24}", made.headers["x-request-id"])
+    assert httpx.get(server.url + "/v1/model").headers["x-request-id"] != made.headers["x-request-id"]
     hostile = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "x" * 500})
     assert hostile.headers["x-request-id"] != "x" * 500
     httpx.post(server.url + "/v1/predict", json={"customer_id": "bad"}, headers={"X-Request-ID": "bad-1"})
@@ -32,7 +33,8 @@ def test_request_id_is_honoured_returned_and_logged(server) -> None:
 
 
 def test_metrics_add_process_scores_decisions_and_freshness(server) -> None:
-    httpx.post(server.url + "/v1/predict", json=BODY)
+    for _ in range(16):  # feature ages are sampled, one request in 16
+        httpx.post(server.url + "/v1/predict", json=BODY)
     text = httpx.get(server.url + "/metrics").text
     for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"):
         assert re.search(rf"^{name} \d", text, re.M), name
