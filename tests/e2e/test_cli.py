@@ -40,14 +40,13 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
         "FSML_HOME": str(home),
         **{f"FSML_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items()},
     }
-    # As on a colour terminal: --json output must still be plain JSON.
-    environ |= {"FORCE_COLOR": "1", "TERM": "xterm-256color", "CLICOLOR_FORCE": "1"}
     environ |= CLI_ENV | (env or {})
     return subprocess.run([str(FSML), *args], env=environ, capture_output=True, text=True, timeout=300)
 
 
 def run_json(home: Path, *args: str) -> dict[str, Any]:
-    done = run(home, *args, "--json")
+    # As on a colour terminal: --json output must still be plain JSON.
+    done = run(home, *args, "--json", env={"FORCE_COLOR": "1", "TERM": "xterm-256color", "CLICOLOR_FORCE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "\x1b" not in done.stdout, done.stdout[-500:]
     return json.loads(done.stdout.strip().splitlines()[-1])
