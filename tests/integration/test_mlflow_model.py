@@ -13,7 +13,7 @@ import pytest
 from fsml.training.pipeline import TrainOutcome
 
 from fsml import registry
-from tests.conftest import World
+from tests.conftest import AS_OF, World
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +36,24 @@ def test_pyfunc_scores_a_historical_frame_as_the_bundle_does(pyfunc, trained: Tr
     assert {"flag", "pass"} == set(out["decision"])
 
 
-def test_pyfunc_takes_online_dict_of_lists(pyfunc, trained: TrainOutcome) -> None:
-    """``get_online_features(...).to_dict()``: a dict of lists, categories as strings, None missing."""
-    bundle = trained.trained.bundle
-    rows = trained.training_set.parts["test"].head(3)
-    online = {c: [None if pd.isna(v) else v for v in rows[c]] for c in bundle.card.columns}
-    online["customer_id"] = rows["customer_id"].tolist()  # entity keys come along and are ignored
-    online[bundle.card.columns[0]][1] = None
-    out = pyfunc.predict(online)
+def test_pyfunc_takes_feast_online_features(champion) -> None:
+    """``get_online_features(..., full_feature_names=True).to_dict()``, as Feast returns it."""
+    from fsml.featurestore import open_store
+
+    settings = champion.settings
+    registry.client(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name(settings.feature_service)}@champion")
+    store = open_store(settings)
+    rows = [{"customer_id": c, "merchant_id": m, "amount": 42.5, "timestamp": AS_OF} for c, m in ((3, 5), (17, 2))]
+    online = store.get_online_features(
+        features=store.get_feature_service(settings.feature_service), entity_rows=rows, full_feature_names=True
+    ).to_dict()
+    out = model.predict(online)
+    bundle = champion.outcome.trained.bundle
     expected = bundle.score_frame(pd.DataFrame(online))
     np.testing.assert_allclose(out["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=1e-12)
+    assert len(out) == 2 and set(out["decision"]) <= {"flag", "pass"}
+    assert "customer_profile__age" in online  # the model's columns are Feast's full feature names
 
 
 def test_signature_input_example_and_no_pickle(world: World, trained: TrainOutcome) -> None:
@@ -101,7 +109,6 @@ def test_training_progress_moves_with_the_boosting_rounds(world: World, trained:
     from fsml.training.train import TrainConfig, fit
 
     from fsml.featurestore import describe_service, open_store
-    from tests.conftest import AS_OF
 
     spec = describe_service(open_store(world.settings), world.settings.feature_service)
     config = TrainConfig.from_settings(world.settings)
