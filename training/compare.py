@@ -34,14 +34,14 @@ def champion_comparison(settings: Settings, trained: TrainedModel, training_set:
     mine = metrics(y, trained.test_predictions["score"].to_numpy(), card.threshold)
     champion = _champion(settings, card.model_name)
     if champion is None:
-        theirs, note = {}, "no champion yet: this model competes against the promotion floors"
+        theirs, note = {}, "No champion yet: this model competes against the promotion floors"
     elif all(c in test.columns for c in champion.card.columns):
         scores = champion.predict_matrix(champion.encoder.frame(test))
         theirs = metrics(y, scores, champion.card.threshold)
-        note = f"both scored on this model's test window ({len(y):,} rows), each with its own threshold"
+        note = f"Both scored on this model's test window ({len(y):,} rows), each with its own threshold"
     else:
         theirs = {k.removeprefix("test_"): v for k, v in champion.card.metrics.items() if k.startswith("test_")}
-        note = "the champion reads other features: its figures are from its own test window"
+        note = "The champion reads other features: its figures are from its own test window"
     rows = [{"measure": m, "champion": theirs.get(m, ""), "challenger": mine[m]} for m in SHOWN]
     rows.append({"measure": "threshold", "champion": champion.card.threshold if champion else "",
                  "challenger": card.threshold})  # fmt: skip
