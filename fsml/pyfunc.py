@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from fsml.model import BOOSTER_FILE, CARD_FILE, ModelBundle, ModelCard
+from fsml.model import BOOSTER_FILE, CARD_FILE, REVIEW, ModelBundle, ModelCard
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+POLICY_PARAM = "missing_features_decision"  # as FSML_MISSING_FEATURES_DECISION for the service
 # Shipped with the model (MLflow ``code_paths``), so it loads where fsml is not installed.
 SHIPPED_CODE = ("model.py", "pyfunc.py")
 
@@ -30,7 +31,8 @@ class FsmlPyfunc(PythonModel):
         self.bundle = ModelBundle(booster_text=Path(context.artifacts["booster"]).read_text(), card=card)
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001,ANN201  (MLflow reads type hints as a schema)
-        return self.bundle.score_frame(as_frame(model_input))
+        policy = (params or {}).get(POLICY_PARAM, REVIEW)
+        return self.bundle.score_frame(as_frame(model_input), policy=policy)
 
 
 def as_frame(model_input: Any) -> pd.DataFrame:

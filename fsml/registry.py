@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fsml.cleanup import owner_gone, owner_tag
 from fsml.errors import FsmlError
 from fsml.model import BOOSTER_FILE, CARD_FILE, ModelBundle, ModelCard
 from fsml.settings import Settings
@@ -95,7 +96,7 @@ def register_training(settings: Settings, bundle: ModelBundle, record: TrainingR
     mlflow_client = client(settings)
     card = bundle.card
     run = mlflow_client.create_run(
-        experiment_id(settings, mlflow_client), start_time=record.started_ms, tags=record.tags
+        experiment_id(settings, mlflow_client), start_time=record.started_ms, tags={**record.tags, **owner_tags()}
     )
     run_id = run.info.run_id
     version: ModelVersion | None = None
@@ -122,8 +123,11 @@ def register_training(settings: Settings, bundle: ModelBundle, record: TrainingR
                 mlflow.log_artifacts(str(folder), artifact_path=name)
         mlflow_client.set_registered_model_alias(card.model_name, CHALLENGER, version.version)
         return registered
-    except Exception as exc:
+    except BaseException as exc:  # SIGTERM too (fsml.signals): the run ends FAILED, never RUNNING
+        end_failed(mlflow_client, run_id, f"{type(exc).__name__}: {exc}")
         _undo(mlflow_client, run_id, card.model_name, version)
+        if not isinstance(exc, Exception):
+            raise
         raise FsmlError(f"registering the model failed, nothing was kept: {exc}") from exc
 
 
@@ -152,16 +156,64 @@ def _log_pyfunc(bundle: ModelBundle, input_example: Any, tags: dict[str, str]) -
 def signature(bundle: ModelBundle) -> Any:
     """Inputs: the feature columns, all optional (a feature may be missing). Integer features
     may come as int64, or as float64 when a value is missing, and MLflow accepts neither for
-    the other's type, so they are typed ``Any``; the encoder converts them. Outputs: score and
-    decision."""
+    the other's type, so they are typed ``Any``; the encoder converts them. Outputs: score,
+    decision and whether every stored feature was missing; one parameter, the decision then."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType
+
+    from fsml.model import REVIEW
+    from fsml.pyfunc import POLICY_PARAM
 
     kinds = {"float": DataType.double, "string": DataType.string}
     inputs = [ColSpec(kinds.get(f.dtype) or AnyType(), f.column, required=False) for f in bundle.card.features]
-    outputs = [ColSpec(DataType.double, "score"), ColSpec(DataType.string, "decision")]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+    outputs = [
+        ColSpec(DataType.double, "score"),
+        ColSpec(DataType.string, "decision"),
+        ColSpec(DataType.boolean, "all_missing"),
+    ]
+    params = ParamSchema([ParamSpec(POLICY_PARAM, DataType.string, REVIEW)])
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
+
+
+OWNER_TAG = "fsml.owner"
+FAILURE_TAG = "fsml.failure"
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process runs a run: a later run can tell that a RUNNING one was killed."""
+    return {OWNER_TAG: owner_tag()}
+
+
+def end_failed(mlflow_client: MlflowClient, run_id: str, why: str) -> None:
+    try:
+        mlflow_client.set_tag(run_id, FAILURE_TAG, why[:500])
+        mlflow_client.set_terminated(run_id, "FAILED")
+    except Exception:  # the store itself may be what failed; the next start marks the run
+        log.exception("could not mark run %s FAILED", run_id)
+
+
+def fail_stale_runs(settings: Settings) -> list[str]:
+    """Mark FAILED the RUNNING runs of this environment's experiment whose process has ended
+    (killed before it could end them); returns their ids."""
+    from mlflow.entities import ViewType
+
+    try:
+        mlflow_client = client(settings, create=False)
+    except FsmlError:  # no store yet: nothing can be stale
+        return []
+    experiment = mlflow_client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        return []
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL
+    )
+    stale = [r for r in runs if owner_gone(r.data.tags.get(OWNER_TAG, ""), r.info.start_time / 1000)]
+    for run in stale:
+        owner = run.data.tags.get(OWNER_TAG, "an unknown process")
+        end_failed(mlflow_client, run.info.run_id, f"killed: {owner} ended without finishing this run")
+        log.warning("marked run %s FAILED: its process %s is gone", run.info.run_id, owner)
+    return [r.info.run_id for r in stale]
 
 
 def _ensure_registered_model(mlflow_client: MlflowClient, name: str) -> None:

@@ -55,7 +55,7 @@ def example_value(spec: Input) -> Any:
 def examples(inputs: tuple[Input, ...], model_name: str) -> dict[str, dict[str, Any]]:
     """An example per schema of the OpenAPI document, by schema name."""
     request = {i.name: example_value(i) for i in inputs}
-    features = {"missing": [], "stale": []}
+    features = {"missing": [], "stale": [], "all_missing": False}
     model = {"name": model_name, "version": "3"}
     prediction = {"score": 0.0123, "decision": "pass", "threshold": 0.42, "model": model, "features": features}
     return {
@@ -67,7 +67,7 @@ def examples(inputs: tuple[Input, ...], model_name: str) -> dict[str, dict[str, 
             "threshold": 0.42,
             "predictions": [prediction, {**prediction, "score": 0.71, "decision": "flag"}],
         },  # fmt: skip
-        "FeatureReport": {"missing": [], "stale": ["<view>__<feature>"]},
+        "FeatureReport": {"missing": [], "stale": ["<view>__<feature>"], "all_missing": False},
         "ModelRef": model,
         "ModelInfo": {
             "name": model_name,

@@ -25,7 +25,7 @@ from fsml.training.train import TrainConfig, TrainedModel, fit
 from fsml import atomic
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
-from fsml.registry import Registered, TrainingRecord, register_training
+from fsml.registry import Registered, TrainingRecord, fail_stale_runs, register_training
 from fsml.settings import Settings
 from fsml.timing import timed
 
@@ -86,6 +86,7 @@ def train(
     progress = progress or (lambda *_: None)
     name = feature_service or settings.feature_service
     as_of = as_of or default_as_of()
+    fail_stale_runs(settings)  # a killed training must not stay RUNNING in MLflow
     config = TrainConfig.from_settings(settings)
     progress("training set", 0, config.num_boost_round)
     with timed(timings, "training_set"):

@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fsml.serving.decision import decide
 from fsml.serving.deps import ScorerDep, StateDep
 from fsml.serving.features import utc
 from fsml.serving.schemas import BatchResponse, PredictResponse
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ONLINE_STORE_ERRORS, ServiceState
 from pydantic import BaseModel
-
-from fsml.model import decision as decide
 
 
 async def score_rows(
@@ -39,13 +38,17 @@ async def score_rows(
     metrics = state.metrics
     score_histogram = metrics.child(metrics.scores, scorer.name)
     out = []
+    policy = state.settings.missing_features_decision
     for row, vector, score in zip(rows, vectors, scores, strict=True):
-        decision = decide(score, scorer.threshold)
+        all_missing = reader.all_missing(vector)
+        decision = decide(score, scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, decision).inc()
         score_histogram.observe(score)
         if metrics.sample_age():
             for view, age in vector.ages.items():
                 metrics.child(metrics.feature_age, view).observe(age)
+        if all_missing:
+            metrics.all_missing.inc()
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
         for column in vector.stale:
@@ -62,7 +65,7 @@ async def score_rows(
                 scorer.name,
                 scorer.version,
             )
-        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
+        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
         out.append(
@@ -83,7 +86,7 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
     async def predict(body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score one transaction; says which features were missing or stale."""
+        """Score one transaction; says which features were missing or stale, and whether all were."""
         return (await score_rows(state, scorer, [body.model_dump()], include_values))[0]  # type: ignore[attr-defined]
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)

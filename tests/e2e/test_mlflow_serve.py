@@ -57,7 +57,13 @@ def mlflow_server(champion: Champion, tmp_path_factory: pytest.TempPathFactory):
 def test_mlflow_serve_gives_the_service_scores(server, mlflow_server: str) -> None:
     rows = [
         {"customer_id": c, "merchant_id": m, "amount": a, "timestamp": AS_OF.isoformat()}
-        for c, m, a in [(3, 5, 42.5), (17, 2, 900.0), (99_999_999, 7, 12.0), (40, 11, 3.5)]
+        for c, m, a in [
+            (3, 5, 42.5),
+            (17, 2, 900.0),
+            (99_999_999, 7, 12.0),
+            (40, 11, 3.5),
+            (99_999_999, 99_999_999, 8.0),
+        ]
     ]
     with httpx.Client(timeout=30) as http:
         answers = [http.post(server.url + "/v1/predict?include_values=true", json=r).json() for r in rows]
@@ -69,4 +75,6 @@ def test_mlflow_serve_gives_the_service_scores(server, mlflow_server: str) -> No
     for answer, prediction in zip(answers, predictions, strict=True):
         assert prediction["score"] == pytest.approx(answer["score"], abs=1e-12)
         assert prediction["decision"] == answer["decision"]
+        assert prediction["all_missing"] == answer["features"]["all_missing"]
     assert any(a["features"]["missing"] for a in answers)  # an unknown customer is scored alike
+    assert answers[-1]["decision"] == "review"  # nothing stored is known: the policy decides, in both

@@ -27,13 +27,16 @@ def pyfunc(world: World, trained: TrainOutcome):
 def test_pyfunc_scores_a_historical_frame_as_the_bundle_does(pyfunc, trained: TrainOutcome) -> None:
     test = trained.training_set.parts["test"]  # Feast's historical frame: keys, times, label, view__feature
     out = pyfunc.predict(test)
-    assert list(out.columns) == ["score", "decision"] and len(out) == len(test)
+    assert list(out.columns) == ["score", "decision", "all_missing"] and len(out) == len(test)
     np.testing.assert_allclose(
         out["score"].to_numpy(), trained.trained.test_predictions["score"].to_numpy(), rtol=0, atol=1e-12
     )
     threshold = trained.trained.bundle.card.threshold
-    assert (out["decision"] == np.where(out["score"] >= threshold, "flag", "pass")).all()
-    assert {"flag", "pass"} == set(out["decision"])
+    expected = np.where(out["all_missing"], "review", np.where(out["score"] >= threshold, "flag", "pass"))
+    assert (out["decision"] == expected).all()
+    assert {"flag", "pass"} <= set(out["decision"])
+    unknown = test.head(2).assign(**{c: None for c in trained.trained.bundle.card.columns})
+    assert pyfunc.predict(unknown, params={"missing_features_decision": "flag"})["decision"].tolist() == ["flag"] * 2
 
 
 def test_pyfunc_takes_feast_online_features(champion) -> None:
@@ -63,7 +66,8 @@ def test_signature_input_example_and_no_pickle(world: World, trained: TrainOutco
     card = trained.trained.bundle.card
     assert [c["name"] for c in info.signature.inputs.to_dict()] == card.columns
     assert all(not c["required"] for c in info.signature.inputs.to_dict())
-    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["score", "decision"]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["score", "decision", "all_missing"]
+    assert info.signature.params.to_dict()[0]["name"] == "missing_features_decision"
     local = Path(mlflow.artifacts.download_artifacts(version.source))
     example = json.loads((local / "input_example.json").read_text())
     assert example["columns"] == card.columns and len(example["data"]) == 5
