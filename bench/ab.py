@@ -34,13 +34,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(fsml: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def _start(fsml: str, env: dict[str, str], stamp: str) -> tuple[subprocess.Popen, str]:
+    """A server that scores (a model loaded); readiness markers of newer builds are not needed."""
     port = free_port()
     process = subprocess.Popen([fsml, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    body = {"customer_id": 1, "merchant_id": 1, "amount": 5.0, "timestamp": stamp}
     for _ in range(600):
         try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+            if httpx.post(url + "/v1/predict", json=body, timeout=1).status_code == 200:
                 return process, url
         except httpx.HTTPError:
             pass
@@ -55,7 +57,7 @@ def main(a: str, b: str, rounds: int = typer.Option(10, help="Measurements per b
     env = settings_environ(settings)
     binary = openload_binary(home)
     stamp = f"{END.isoformat()}T00:00:00Z"
-    servers = {"a": _start(a, env), "b": _start(b, env)}
+    servers = {"a": _start(a, env, stamp), "b": _start(b, env, stamp)}
     results: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
     try:
         for i in range(rounds):
