@@ -31,6 +31,7 @@ from fsml.serving.process import ServerProcess, settings_environ
 from bench.common import BenchWorld
 from bench.loadgen import wrk
 from fsml.redis_server import free_port
+from fsml.repo import write_effective_yaml
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("openload.c")
@@ -51,10 +52,10 @@ class FeastServer:
         log_path = settings.home / "logs" / f"feast-serve-{self.port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [str(feast), "-c", str(settings.feature_repo), "serve", "-p", str(self.port), "--no-access-log"]
+        # the repo as fsml runs it (its project with the environment's suffix), as `fsml env` sets up
+        env = {**settings_environ(settings), "FEAST_FS_YAML_FILE_PATH": str(write_effective_yaml(settings))}
         with open(log_path, "wb") as log_file:
-            self._process = subprocess.Popen(
-                command, env=settings_environ(settings), stdout=log_file, stderr=subprocess.STDOUT
-            )
+            self._process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -200,7 +201,7 @@ def run(world: BenchWorld, seconds: float = 5.0, repeats: int = 5, workers: int 
     def fixed_rate(url: str) -> Callable[[float], dict[str, Any]]:
         return lambda s: openload(binary, url, 1000, s, world, stamp)
 
-    settings = world.settings.model_copy(update={"reload_poll_seconds": 0.0})
+    settings = world.settings.model_copy(update={"reload_poll_seconds": 0.0, "access_log": False})
     with ServerProcess(settings, workers=workers) as server:
         check = httpx.post(server.url + "/v1/predict", json={"customer_id": 1, "merchant_id": 1, "amount": 5.0,
                                                                "timestamp": stamp}, timeout=10)  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
+from fsml.cli.app import JSON_HELP, app, features_app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit, steps
+from fsml.console import chunk_progress, emit, plain, steps
 
 
 @features_app.command("build")
@@ -38,7 +38,7 @@ def apply(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
     with steps("features apply", 1) as step:
         step(f"project {settings.feast_project}")
         diff = apply_repo(settings)
-    changes = [line.strip() for line in diff.splitlines() if line.strip()]
+    changes = [plain(line).strip() for line in diff.splitlines() if line.strip()]
     emit(
         {"project": settings.feast_project, "repo": str(settings.feature_repo), "changes": changes},
         as_json,
@@ -61,3 +61,17 @@ def materialize(
     with chunk_progress("features materialize") as progress:
         result = load_online(settings, *window, incremental=incremental, progress=progress)
     emit(result.summary(), as_json)
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8888,
+) -> None:
+    """Feast's web UI on the configured feature repo and environment (as `feast ui`)."""
+    settings = load_settings()
+    settings.export()  # feature_store.yaml reads FSML_HOME, FSML_ENV and REDIS_URL
+
+    from fsml.featurestore import open_store
+
+    open_store(settings).serve_ui(host=host, port=port)

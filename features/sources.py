@@ -99,14 +99,17 @@ def load_repo(store: FeatureStore) -> Repo:
     views = tuple(store.list_feature_views())
     data_sources = tuple(store.list_data_sources())
     pushes = [s for s in data_sources if isinstance(s, PushSource)]
-    schemas = {s.name: _schema(s, views, stream_views) for s in pushes}
+    # A push source without an fsml.id tag (Feast's own template has one) is left to Feast.
+    schemas = {s.name: _schema(s, views, stream_views) for s in pushes if s.tags.get("fsml.id")}
     windows = []
     for view in stream_views:
         if not view.aggregations:
             continue
         source = view.stream_source.name if view.stream_source is not None else ""
         if source not in schemas:
-            raise FsmlError(f"stream feature view {view.name!r}: its source {source!r} is not a push source")
+            raise FsmlError(
+                f"stream feature view {view.name!r}: its source {source!r} is not a push source with an 'fsml.id' tag"
+            )
         windows.append(from_feast(view, schemas[source].names, schemas[source].id))
     for name, schema in schemas.items():
         own = tuple(w for w in windows if w.source == name)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,15 +32,17 @@ out = Console(highlight=False, soft_wrap=True)
 _NOISY = ("feast", "mlflow", "alembic", "urllib3", "httpx", "botocore", "ibis", "numexpr")
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, json_lines: bool = False) -> None:
+    """Rich text for people at a terminal; one JSON object a line for services (``json_lines``)."""
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    if json_lines:
+        from fsml.logjson import JsonFormatter
+
+        handler: logging.Handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # MLflow installs its own handler at import; it reads its level from this variable.
@@ -91,10 +94,26 @@ def _columns() -> tuple:
     )
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(value: Any) -> Any:
+    """``value`` with terminal escape codes removed from every string in it (Feast colours the
+    names in its registry diffs)."""
+    if isinstance(value, str):
+        return ANSI.sub("", value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def emit(result: dict[str, Any], as_json: bool) -> None:
-    """Print a command's result: one JSON line, or ``key: value`` lines for people."""
+    """Print a command's result: one JSON line (plain text, for programs), or ``key: value``
+    lines for people."""
     if as_json:
-        print(json.dumps(result, default=str, sort_keys=True), flush=True)
+        print(json.dumps(plain(result), default=str, sort_keys=True), flush=True)
         return
     for key, value in result.items():
         if isinstance(value, dict):

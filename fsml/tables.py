@@ -12,12 +12,10 @@ import glob
 import os
 from pathlib import Path
 
+from fsml.stores import quote_name
+
 WILDCARDS = ("*", "?", "[")
-
-
-def quote_name(name: str) -> str:
-    """A SQL identifier, quoted for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
+__all__ = ["quote_name", "literal", "is_glob", "table_dir", "parquet_files", "scan", "scan_files"]
 
 
 def literal(text: str) -> str:

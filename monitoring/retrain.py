@@ -209,11 +209,14 @@ def notify_service(settings: Settings) -> dict[str, Any]:
     try:
         reply = httpx.post(
             f"{settings.service_url.rstrip('/')}/admin/reload",
+            params={"feature_service": settings.feature_service},
             headers={"X-API-Key": key},
             timeout=60,
         )
     except httpx.HTTPError as exc:
         raise FsmlError(f"could not reach the service at {settings.service_url}: {exc}") from None
+    if reply.status_code == 404:  # the service there hosts other models
+        return {"notified": False, "note": f"{settings.service_url} does not serve {settings.feature_service}"}
     if reply.status_code != 200:
         raise FsmlError(f"the service refused to reload ({reply.status_code}): {reply.text[:200]}")
     return {"notified": True, **reply.json()}

@@ -92,10 +92,17 @@ def latest_rows(view: Any, repo_path: str, start: Any, end: Any) -> duckdb.DuckD
     order = [f"{quote_name(source.timestamp_field)} DESC"]
     if source.created_timestamp_column:
         order.append(f"{quote_name(source.created_timestamp_column)} DESC")
-    columns = ", ".join(quote_name(c) for c in [*keys, *(f.name for f in view.features), source.timestamp_field])
+    # Every Parquet time type (naive or zoned, ms, us or ns) as a UTC instant in microseconds,
+    # the precision of Feast's Python datetimes; naive times are UTC, as in Feast.
+    event = f"{quote_name(source.timestamp_field)}::TIMESTAMPTZ"
+    columns = ", ".join(
+        [
+            *(quote_name(c) for c in [*keys, *(f.name for f in view.features)]),
+            f"{event} AS {quote_name(source.timestamp_field)}",
+        ]
+    )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    event = f"{quote_name(source.timestamp_field)}::TIMESTAMPTZ"
     partition = ", ".join(quote_name(k) for k in keys)
     query = (
         f"SELECT {columns} FROM {scan(path)} WHERE {event} >= $start AND {event} <= $end "

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fsml.features.rows import RowsRejected, check_rows
 from fsml.serving.deps import PushKeyDep, StateDep
-from fsml.serving.state import ONLINE_STORE_ERRORS, ServiceState
+from fsml.serving.state import ONLINE_STORE_ERRORS, ModelSlot, ServiceState
 
 router = APIRouter(tags=["push"])
 
@@ -86,9 +86,11 @@ async def push_rows(state: ServiceState, source: str, rows: list[Any]) -> dict[s
     return result.answer()
 
 
-def recorded_rows(state: ServiceState, rows: list[dict[str, Any]], time_field: str | None, now: datetime) -> list[Any]:
+def recorded_rows(
+    state: ServiceState, slot: ModelSlot, rows: list[dict[str, Any]], time_field: str | None, now: datetime
+) -> list[Any]:
     """The rows ``record: true`` will push, checked before scoring (a bad one: 422)."""
-    ingest, source = state.ingestor, state.record_source
+    ingest, source = state.ingestor, slot.record_source
     if ingest is None or source is None:
         raise HTTPException(409, detail="record: this service's label source is not a push source of the repo")
     schema = ingest.repo.source(source)

@@ -98,7 +98,8 @@ def test_a_bad_row_refuses_the_request_and_writes_nothing(live, change: dict, fi
     reply = client.post("/v1/push/transactions", json={"rows": rows})
     assert reply.status_code == 422, reply.text
     assert any(d["loc"] == ["body", "rows", 1, field] for d in reply.json()["detail"]), reply.text
-    seen = redis.Redis.from_url(server.url).hexists("fsml:fsml_staging:push:transactions:seen", "7000000300")
+    key = f"fsml:{settings.feast_project}:push:transactions:seen"
+    seen = redis.Redis.from_url(server.url).hexists(key, "7000000300")
     assert not seen and not any("7000000300" in str(f) for f in _files(settings))
 
 

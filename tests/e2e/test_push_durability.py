@@ -22,7 +22,8 @@ from tests.conftest import API_KEY, AS_OF, Champion, live_settings
 
 pytestmark = pytest.mark.e2e
 
-SEEN = "fsml:fsml_staging:push:transactions:seen"
+PROJECT = "fraud_staging"  # the champion's environment
+SEEN = f"fsml:{PROJECT}:push:transactions:seen"
 
 
 def _rows(first: int, n: int) -> list[dict]:
@@ -42,7 +43,7 @@ def _online(url: str, ids: set[int]) -> tuple[set[int], int]:
     client = redis.Redis.from_url(url)
     held = client.hmget(SEEN, [str(i) for i in sorted(ids)])
     found = {i for i, h in zip(sorted(ids), held, strict=True) if h is not None}
-    events = sum(client.zcard(k) for k in client.scan_iter(match="fsml:fsml_staging:window:*", count=1000))
+    events = sum(client.zcard(k) for k in client.scan_iter(match=f"fsml:{PROJECT}:window:*", count=1000))
     return found, events
 
 
