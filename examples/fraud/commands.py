@@ -18,7 +18,6 @@ from fsml.errors import FsmlError
 data_app = typer.Typer(help="Synthetic card-transaction data.", no_args_is_help=True)
 
 
-
 @data_app.command("generate")
 def generate(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2_000,
