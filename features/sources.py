@@ -77,11 +77,17 @@ class Repo:
     stream_views: tuple[Any, ...]  # every stream feature view
     data_sources: tuple[Any, ...]
     repo_path: Path
+    untagged: tuple[str, ...] = ()  # push sources without an fsml.id tag, left to Feast
 
     def source(self, name: str) -> PushSchema:
         try:
             return self.sources[name]
         except KeyError:
+            if name in self.untagged:
+                raise FsmlError(
+                    f"push source {name!r} has no 'fsml.id' tag: fsml takes pushes only to sources whose rows "
+                    "carry an id (to count each row once); tag it, or push to it through Feast"
+                ) from None
             known = ", ".join(sorted(self.sources)) or "none: run `fsml features apply`"
             raise FsmlError(f"unknown push source {name!r} (known: {known})") from None
 
@@ -132,6 +138,7 @@ def load_repo(store: FeatureStore) -> Repo:
         stream_views=stream_views,
         data_sources=data_sources,
         repo_path=repo_path,
+        untagged=tuple(sorted(s.name for s in pushes if s.name not in schemas)),
     )
 
 
