@@ -193,3 +193,15 @@ def test_online_values_equal_the_offline_join_after_a_build(live) -> None:
         for name in names:
             want, got = row[name], online[m][name]
             assert (pd.isna(want) and got is None) or got == pytest.approx(float(want), rel=1e-9), (m, name, got, want)
+
+
+def test_the_demos_walk_shows_windows_moving_and_falling_back(live) -> None:
+    """What `make demo` prints: counts rise with the pushes and the recorded prediction, then fall
+    back as time passes, with no job run in between."""
+    from fsml.examples.fraud.live import walk
+
+    settings, client, _ = live
+    steps = walk(settings, str(client.base_url), AS_OF)
+    counts = [(s["txn_count_1h"], s["txn_count_24h"], s["txn_count_7d"]) for s in steps]
+    assert counts == [(None, None, None), (3, 3, 3), (4, 4, 4), (1, 4, 4), (0, 0, 4), (0, 0, 0)]
+    assert steps[1]["recorded"] == {"accepted": 1, "duplicates": 0}
