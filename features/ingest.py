@@ -7,12 +7,13 @@ For one request, in order:
 2. drop ids already known (the source's dedupe hash in Redis, or earlier in the request); if
    Redis cannot be reached here, the request fails with nothing written;
 3. write the new rows to a pending file, fsynced (``fsml.features.eventlog``);
-4. one Redis script claims each id and adds its events to the window views it feeds; ids another
-   request claimed in the meantime are duplicates;
+4. Redis scripts of at most ``Policy.apply_rows`` rows each (pipelined) claim each id and add
+   its events to the window views it feeds; ids another request claimed in the meantime are
+   duplicates;
 5. publish the file into its date partitions, without those duplicates;
 6. answer ``accepted`` and ``duplicates``.
 
-A failure in step 4 cannot tell whether Redis ran the script, so the pending file is kept and
+A failure in step 4 cannot tell which of the scripts Redis ran, so the pending file is kept and
 finished (steps 4 and 5 again, which are idempotent) before this process's next push, by the
 server's background task, or by the next process to start. Deleting it instead could lose a row
 whose id Redis already holds: a retry would then be answered as a duplicate of a row kept
@@ -52,6 +53,7 @@ class Policy:
     max_future: timedelta = timedelta(hours=1)  # clock skew allowed ahead of now
     lateness: timedelta = timedelta(days=1)  # how late an event may arrive and still count online
     max_events: int = 10_000  # events kept online per entity and window view
+    apply_rows: int = 50  # rows per Redis script: how long Redis answers no one else
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,15 @@ class Ingestor:
         token = EventLog.token(pending).encode()
         head = [b"EVAL", APPLY.encode(), b"0"]
         head += apply_arguments(seen_key(self.repo.project, schema.name), token, bool(views), retention, [], [])
-        statuses = (await self.redis.send_payload(command_with_rows(head, columns), 1))[0]
+        # Bounded scripts, pipelined: Redis runs a script without answering anyone else, so one
+        # for 500 rows held predictions ~7.5 ms; ~50 rows take under 1 ms, and Redis reads the
+        # pipeline 16 KB at a time, serving other clients in between. A push applied in part
+        # (the process or Redis died between scripts) is finished from its pending file.
+        step = self.policy.apply_rows
+        starts = range(0, table.num_rows, step)
+        payload = b"".join(command_with_rows(head, [c.slice(i, i + step) for c in columns]) for i in starts)
+        replies = await self.redis.send_payload(payload, len(starts))
+        statuses = [status for reply in replies for status in reply]
         if all(statuses):
             return table
         return table.filter(pa.array([s != 0 for s in statuses]))

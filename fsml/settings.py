@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     push_api_key: SecretStr | None = Field(None, description="X-API-Key of push routes only (the admin key works too).")
     push_max_rows: int = Field(10_000, gt=0, description="Largest push request, in rows.")
     push_timeout_ms: int = Field(10_000, gt=0, description="Redis write timeout of a push (fsync included).")
+    push_apply_rows: int = Field(
+        50, gt=0, description="Rows per Redis script applying a push: bounds how long Redis answers no one else."
+    )
     push_max_future_seconds: float = Field(3_600.0, ge=0, description="Clock skew allowed for pushed event times.")
     window_lateness_hours: float = Field(
         24.0, ge=0, description="How late an event may arrive and still count in online windows."

@@ -32,6 +32,7 @@ def policy(settings: Settings) -> Policy:
         max_future=timedelta(seconds=settings.push_max_future_seconds),
         lateness=timedelta(hours=settings.window_lateness_hours),
         max_events=settings.window_max_events,
+        apply_rows=settings.push_apply_rows,
     )
 
 

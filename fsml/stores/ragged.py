@@ -56,6 +56,11 @@ class Ragged:
         first = int(self.lengths[0])
         return first if (self.lengths == first).all() else None
 
+    def slice(self, start: int, stop: int) -> Ragged:
+        """Rows ``start`` to ``stop`` (excluded), sharing this column's buffer."""
+        offsets = np.concatenate(([0], np.cumsum(self.lengths)))
+        return Ragged(self.data[offsets[start] : offsets[min(stop, self.rows)]], self.lengths[start:stop])
+
     def keep(self, mask: np.ndarray) -> Ragged:
         """Rows where ``mask`` is true; the others are dropped."""
         return Ragged(self.data[np.repeat(mask, self.lengths)], self.lengths[mask])

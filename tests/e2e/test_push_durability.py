@@ -93,10 +93,17 @@ CRASH = textwrap.dedent(
     from fsml.serving.push import ingestor
     from fsml.serving.redis_client import RedisClient
 
+    import hiredis
+    from fsml.stores.ragged import pack
+
     class DiesBeforeRedis(RedisClient):
         async def send_payload(self, payload, commands):
             if payload.startswith(b"*") and b"EVAL" in payload[:40]:
-                os.kill(os.getpid(), signal.SIGKILL)  # after the pending file, before Redis
+                if os.environ["APPLIED"] != "0":  # the first script only (a request reads as a reply)
+                    reader = hiredis.Reader()
+                    reader.feed(payload)
+                    await super().send_payload(pack(*reader.gets()), 1)
+                os.kill(os.getpid(), signal.SIGKILL)  # after the pending file, before (the rest of) Redis
             return await super().send_payload(payload, commands)
 
     async def main():
@@ -110,17 +117,21 @@ CRASH = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("applied", [0, 4], ids=["before-redis", "between-scripts"])
 def test_a_push_killed_between_its_two_writes_is_finished_by_the_next_process(
-    champion: Champion, tmp_path: Path
+    champion: Champion, tmp_path: Path, applied: int
 ) -> None:
+    """Killed after its pending file, before Redis saw it (``applied`` 0) or after the first of
+    its three 4-row scripts: the next process finishes the push, every row once."""
     with RedisServer(tmp_path / "redis", persist=True) as server:
-        settings = live_settings(champion, tmp_path / "home", server.url)
-        done = subprocess.run([sys.executable, "-c", CRASH], env=settings_environ(settings), capture_output=True)
+        settings = live_settings(champion, tmp_path / "home", server.url).model_copy(update={"push_apply_rows": 4})
+        env = {**settings_environ(settings), "APPLIED": str(applied)}
+        done = subprocess.run([sys.executable, "-c", CRASH], env=env, capture_output=True)
         assert done.returncode == -9, done.stderr.decode()[-2000:]
         pending = list((settings.data_dir / "events" / "transactions" / "_pending").glob("*.pending"))
         assert len(pending) == 1
         ids = {9_100_000_000 + i for i in range(12)}
-        assert not ids & _offline_ids(settings) and not _online(server.url, ids)[0]
+        assert not ids & _offline_ids(settings) and len(_online(server.url, ids)[0]) == applied
         with ServerProcess(settings) as api:  # start-up finishes the dead process's push
             found, _ = _online(server.url, ids)
             assert found == ids and ids <= _offline_ids(settings)
