@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,17 +44,21 @@ class Owner:
     name: str = field(default_factory=lambda: f"{os.getpid()}x{secrets.token_hex(3)}")
     _count: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: int | None = None
+    # Pending files are written from worker threads: two first pushes at once must not both
+    # take the lock (the second flock of the same file fails with EAGAIN, a 503).
+    _taking: threading.Lock = field(default_factory=threading.Lock)
 
     def token(self) -> str:
-        if self._lock is None:
-            # Locked before it has its name: another process never sees it free while we live.
-            self.directory.mkdir(parents=True, exist_ok=True)
-            claim = self.directory / f".{self.name}.claim"
-            fd = os.open(claim, os.O_CREAT | os.O_RDWR, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.replace(claim, self.directory / f"{self.name}.lock")
-            self._lock = fd
-        return f"{self.name}.{next(self._count)}"
+        with self._taking:
+            if self._lock is None:
+                # Locked before it has its name: another process never sees it free while we live.
+                self.directory.mkdir(parents=True, exist_ok=True)
+                claim = self.directory / f".{self.name}.claim"
+                fd = os.open(claim, os.O_CREAT | os.O_RDWR, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.replace(claim, self.directory / f"{self.name}.lock")
+                self._lock = fd
+            return f"{self.name}.{next(self._count)}"
 
 
 class EventLog:
