@@ -106,9 +106,9 @@ class Ingestor:
         return PushResult(source, kept.num_rows, len(rows) - kept.num_rows, newest)
 
     async def _apply(self, schema: PushSchema, pending: Path, table: pa.Table) -> pa.Table:
-        """Claim the rows and add their events in one script; the rows that were new (or
-        already applied from this same file), without those another request holds. The
-        script's arguments are assembled a column at a time (``fsml.stores.ragged``)."""
+        """Claim the rows and add their events, ``Policy.apply_rows`` rows per script; the rows
+        that were new (or already applied from this same file), without those another request
+        holds. The scripts' arguments are assembled a column at a time (``fsml.stores.ragged``)."""
         online = (table.schema.metadata or {}).get(ONLINE, b"1") == b"1"
         views = schema.windows if online else ()
         ids = Ragged.from_list([str(i).encode() for i in table[schema.id].to_pylist()])

@@ -12,10 +12,12 @@ the set is complete; a request reaching further back is answered ``incomplete`` 
 wrong value. The number of events per entity is bounded too (``FSML_WINDOW_MAX_EVENTS``): beyond
 it the oldest go and the watermark moves up.
 
-Pushes are applied by one Lua script per request (``APPLY``): for every row, claim its id in the
-source's dedupe hash (``HSETNX id token``) and, only if the claim is new, add its events. The
-claim and the events commit together (Redis runs a script atomically and, with
-``appendfsync always``, fsyncs it before answering), so a row is online exactly once. The token
+Pushes are applied by Lua scripts of a bounded number of rows (``APPLY``; ``fsml.features.ingest``
+splits a request so that no script holds Redis for more than about a millisecond): for every
+row, claim its id in the source's dedupe hash (``HSETNX id token``) and, only if the claim is
+new, add its events. A row's claim and its events commit together (Redis runs a script
+atomically and, with ``appendfsync always``, fsyncs it before answering), so a row is online
+exactly once. The token
 names the write-ahead file the row came from: re-applying that file after a crash finds its own
 claims and reports them as applied, not as duplicates.
 
