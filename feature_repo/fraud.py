@@ -87,12 +87,16 @@ customer_transaction_windows = FeatureView(
     tags={"owner": "fraud", "cadence": "event"},
 )
 
-# Daily snapshot of the merchant registry.
+# Daily snapshot of the merchant registry. The monitor shows drift and performance per merchant
+# category (`fsml.segment`), so a change confined to one kind of merchant is not averaged away.
 merchant_profile = FeatureView(
     name="merchant_profile",
     entities=[merchant],
     ttl=timedelta(days=2),
-    schema=[Field(name="category", dtype=String), Field(name="is_online", dtype=Int64)],
+    schema=[
+        Field(name="category", dtype=String, tags={"fsml.segment": "true"}),
+        Field(name="is_online", dtype=Int64),
+    ],
     source=_table("merchant_profile"),
     tags={"owner": "fraud", "cadence": "daily"},
 )

@@ -2,7 +2,8 @@
 
 A ``ServiceSpec`` is everything the platform needs to know about a feature service to train,
 serve and monitor it: the model's feature columns and their types, the entity join keys, the
-request fields, the on-demand views, and the label source declared with ``fsml.*`` tags.
+request fields, the on-demand views, the label source declared with ``fsml.*`` tags, and the
+segments the monitor breaks its views down by (``fsml.segment`` on a feature field or an entity).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Feature:
     dtype: str  # "float", "int" or "string"
     on_demand: bool = False
     drift_thresholds: tuple[tuple[str, float], ...] = ()  # from field tags fsml.drift.<statistic>
+    segment: bool = False  # field tag ``fsml.segment``: drift and performance per value
+    keys: tuple[str, ...] = ()  # join keys of the view (of an on-demand view: of its sources)
 
     @property
     def column(self) -> str:
@@ -74,10 +77,25 @@ class ServiceSpec:
     label_source: LabelSource
     offline_paths: dict[str, Path]  # per feature view backed by a file
     inputs: tuple[Input, ...] = ()
+    segment_keys: tuple[str, ...] = ()  # join keys of entities tagged ``fsml.segment``
 
     @property
     def columns(self) -> list[str]:
         return [f.column for f in self.features]
+
+    @property
+    def segments(self) -> list[str]:
+        """Training-set columns to segment by: tagged features, then tagged entities' keys."""
+        return [f.column for f in self.features if f.segment] + list(self.segment_keys)
+
+    def segment_features(self) -> dict[str, list[str]]:
+        """Per segment column, the features compared inside its segments: all but those of the
+        segment's own entity, which inside a segment describe its few members, not a population."""
+        out = {}
+        for segment in self.segments:
+            own = next((f.keys for f in self.features if f.column == segment), (segment,))
+            out[segment] = [f.column for f in self.features if f.keys != own]
+        return out
 
 
 def open_store(settings: Settings) -> FeatureStore:
@@ -174,30 +192,34 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
     for projection in service.feature_view_projections:
         view_name = projection.name_to_use()
         on_demand = projection.name in odfvs
+        if on_demand:
+            sources = [views[p.name] for p in odfvs[projection.name].source_feature_view_projections.values()]
+        else:
+            sources = [views[projection.name]]
+        keys = tuple(dict.fromkeys(c.name for v in sources for c in v.entity_columns))
         for field in projection.features:
             limits = tuple(
                 (k.removeprefix("fsml.drift."), float(v))
                 for k, v in sorted((field.tags or {}).items())
                 if k.startswith("fsml.drift.")
             )
-            features.append(Feature(view_name, field.name, _dtype(field.dtype), on_demand, limits))
+            segment = _truthy((field.tags or {}).get("fsml.segment"))
+            features.append(Feature(view_name, field.name, _dtype(field.dtype), on_demand, limits, segment, keys))
         if on_demand:
-            odfv = odfvs[projection.name]
-            for source in odfv.source_request_sources.values():
+            for source in odfvs[projection.name].source_request_sources.values():
                 for field in source.schema:
                     inputs.setdefault(field.name, _input(field, "request"))
-            key_views = [views[p.name] for p in odfv.source_feature_view_projections.values()]
         else:
             view = views[projection.name]
-            key_views = [view]
             ttls[view_name] = view.ttl.total_seconds() if view.ttl else 0.0
             if getattr(view.batch_source, "path", None):
                 paths[view_name] = Path(view.batch_source.path)
-        for key_view in key_views:
+        for key_view in sources:
             for column in key_view.entity_columns:
                 inputs.setdefault(column.name, _input(column, "key"))
     join_keys = [i.name for i in inputs.values() if i.kind == "key"]
     request_fields = [i.name for i in inputs.values() if i.kind == "request"]
+    tagged = {e.join_key for e in store.list_entities() if _truthy((e.tags or {}).get("fsml.segment"))}
     return ServiceSpec(
         name=name,
         features=tuple(features),
@@ -207,7 +229,12 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
         label_source=_label_source(store, service),
         offline_paths=paths,
         inputs=tuple(sorted(inputs.values(), key=lambda i: i.kind != "key")),
+        segment_keys=tuple(k for k in join_keys if k in tagged),
     )
+
+
+def _truthy(tag: str | None) -> bool:
+    return tag is not None and tag.strip().lower() not in ("", "0", "false", "no")
 
 
 def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:

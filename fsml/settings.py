@@ -70,11 +70,20 @@ class Settings(BaseSettings):
     # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
     monitor_window_days: float = Field(7.0, gt=0, description="Days of traffic the monitor reads.")
     monitor_min_rows: int = Field(1_000, ge=1, description="Fewer rows give no drift verdict: too noisy.")
+    monitor_min_hours: float = Field(
+        24.0, ge=1, description="A shorter span of traffic gives no verdict: features follow the daily cycle."
+    )
+    monitor_segment_min_rows: int = Field(1_000, ge=1, description="Rows a segment needs in the window.")
+    drift_segment_factor: float = Field(1.5, ge=1, description="Drift thresholds inside a segment, times the whole's.")
     drift_psi: float = Field(0.2, gt=0)
     drift_wasserstein: float = Field(0.1, gt=0, description="In reference standard deviations.")
     drift_js: float = Field(0.1, gt=0, le=1)
     drift_null_rate: float = Field(0.05, gt=0, le=1)
     drift_out_of_range: float = Field(0.05, gt=0, le=1)
+    drift_scale_ratio: float = Field(5.0, gt=1, description="Every decile moved this factor: a unit change.")
+    drift_stuck_share: float = Field(0.95, gt=0.5, le=1, description="One value in this share: stuck.")
+    drift_tail_ratio: float = Field(1.5, gt=1, description="Decision rate or top-1% share moved this factor.")
+    drift_tail_z: float = Field(3.0, gt=0, description="... and by this many (entity-clustered) std errors.")
     drift_score_wasserstein: float = Field(0.1, gt=0, description="Score drift, in reference std.")
     drift_min_features: int = Field(1, ge=1, description="Drifted features that mean drift.")
     drift_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)

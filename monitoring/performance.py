@@ -19,15 +19,17 @@ from fsml.model import ModelCard
 
 
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
-    """Logged (id, score) rows with their label, where the label is known at ``as_of``."""
+    """Logged (id, score) rows with their label, where the label is known at ``as_of``; ``log_row``
+    is the logged row's index label, to look up anything else about it (its segment)."""
     rows = logged.loc[logged["transaction_id"].notna(), ["transaction_id", "score"]]
+    rows = rows.assign(log_row=rows.index)
     if rows.empty or not source.path.is_file():
         return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("logged", rows)
     return con.execute(
-        f"""SELECT l.transaction_id, l.score, CAST(s."{source.label}" AS BIGINT) AS label
+        f"""SELECT l.transaction_id, l.score, l.log_row, CAST(s."{source.label}" AS BIGINT) AS label
             FROM logged l JOIN read_parquet(?) s ON l.transaction_id = CAST(s."{source.id}" AS VARCHAR)
             WHERE s."{source.available_at}" <= ?""",
         [str(source.path), as_of],
@@ -43,11 +45,18 @@ def performance(
     min_positives: int,
 ) -> dict[str, Any]:
     joined = labelled(logged, source, as_of)
+    return measure(joined, len(logged), card, tolerance, min_positives)
+
+
+def measure(
+    joined: pd.DataFrame, logged_rows: int, card: ModelCard, tolerance: float, min_positives: int
+) -> dict[str, Any]:
+    """Realised figures of labelled rows against the model's test-window PR-AUC."""
     y, score = joined["label"].to_numpy(np.int64), joined["score"].to_numpy(np.float64)
     positives = int(y.sum())
     reference = card.metrics.get("test_pr_auc", float("nan"))
     out: dict[str, Any] = {
-        "logged_rows": len(logged),
+        "logged_rows": logged_rows,
         "labelled_rows": len(joined),
         "positives": positives,
         "reference_pr_auc": reference,

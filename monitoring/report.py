@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from fsml.monitoring.drift import ColumnDrift
+from fsml.monitoring.report_views import causes_section, performance_section, segments_section, tail_section
 
 from fsml.report import Report, figure_canvas
 
@@ -19,21 +20,24 @@ def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: Col
         f"{window['source']} from {window['start']} to {window['end']} ({window['rows']:,} rows) "
         f"against the training reference · as of {summary['as_of']}",
     )
-    verdict = "drift detected" if summary["drift_detected"] else "no drift"
+    verdict = summary["verdict"] if summary["verdict"] != "measured" else "measured"
+    causes = ", ".join(summary["causes"]) or "none"
     performance = summary["performance"]
-    if performance.get("degraded"):
-        verdict += f"; performance below its floor (PR-AUC {performance['pr_auc']:.3f} < {performance['floor']:.3f})"
     report.paragraph(
-        f"Verdict: {verdict}. Action: {summary['action']}.",
+        f"Verdict: {verdict}. Causes: {causes}. Action: {summary['action']}.",
         "bad" if summary["action"] != "none" else "good",
     )
     if window.get("skipped_files"):
         report.paragraph(f"Unreadable log files left out: {', '.join(window['skipped_files'])}", "bad")
+    causes_section(report, summary)
     report.heading("Performance on matured labels")
-    report.table([{"measure": k, "value": v} for k, v in performance.items()])
+    report.table([{"measure": k, "value": v} for k, v in performance.items() if not isinstance(v, dict)])
+    performance_section(report, performance)
     report.heading("Prediction drift (score)")
     report.table([_row(score)])
     report.figure(_numeric_plot(score), "score: reference against current")
+    tail_section(report, summary["score_tail"])
+    segments_section(report, summary["segments"])
     report.heading("Features")
     report.table(_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi)))
     drifted = [c for c in columns if c.drifted][:MAX_PLOTS]
@@ -53,6 +57,7 @@ def _row(c: ColumnDrift) -> dict[str, Any]:
         "distance": f"{c.distance_name} {c.distance:.3f}",
         "null rate": f"{c.null_rate_reference:.1%} → {c.null_rate_current:.1%}",
         "outside training range": f"{c.out_of_range:.1%}",
+        "data quality": "; ".join(c.quality),
         "drifted": "yes" if c.drifted else "",
     }
 

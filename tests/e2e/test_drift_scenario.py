@@ -30,7 +30,7 @@ from tests.conftest import API_KEY, make_settings
 
 pytestmark = pytest.mark.e2e
 
-DAYS, K, REPLAYED = 50, 30, 4
+DAYS, K, REPLAYED = 75, 58, 4  # K: 30 days of feature warm-up, then 14 + 7 + 7 of training windows
 CONFIG = GeneratorConfig(
     customers=800, merchants=114, days=DAYS, end_date=date(2026, 11, 1), seed=11, drift_start_day=K
 )
@@ -68,7 +68,7 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
         valid_days=7,
         test_days=7,
         promotion_window_days=7,
-        feature_warmup_days=0,
+        feature_warmup_days=30,
         api_key=SecretStr(API_KEY),
         reload_poll_seconds=0.0,
     )
