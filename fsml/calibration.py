@@ -2,19 +2,17 @@
 
 The monitor estimates performance before labels arrive by reading expected labels off calibrated
 scores (confidence-based estimation, as NannyML's CBPE). Training fits an isotonic regression of
-the label on the score over the validation window (scikit-learn's ``IsotonicRegression``) and the
-model card keeps its blocks: the score range, rows and positives of each run of rows the fit
-pooled. Blocks are the fit's sufficient statistics, so the monitor can both apply the map and
-redraw it: each block's rate from its Beta posterior (the prior worth one row at the window's
-positive rate, so an empty block of thousands of rows stays near zero), made monotone again by
-pooling adjacent violators. A confidence band built on redrawn maps covers the error of a
-calibration learnt from a few hundred positives, not only the luck of which rows turn out
-positive.
+the label on the score over the validation window (scikit-learn's ``isotonic_regression``, the
+pool-adjacent-violators fit of ``IsotonicRegression``), and the model card keeps what the fit was
+made from, compactly: the negatives as score bins (mean score, rows; equal-count bins where the
+rows are, equal-width ones where they thin out, at the top, where a few negatives decide the
+map), the positives one by one (score, and the event each belongs to).
 
-Positives come in bursts from one entity (a fraud episode is a dozen payments of one card), so
-labels carry less evidence than their count says. Each block also keeps how many distinct
-clusters (an entity's rows of one day, ``fsml.stats.entity_days``) its positives came from: a
-redraw counts a block's evidence in those, so twenty frauds of two cards weigh as two events.
+Events matter because positives come in bursts: a fraud episode is a dozen payments of one card
+within hours, so twenty frauds may be two events, and a validation window with two more stealthy
+episodes than usual shifts the whole low end of the map at once. The map's uncertainty is
+therefore drawn by resampling events (a cluster bootstrap with Poisson weights; negatives, plenty
+and spread over thousands of entities, stay as they are) and fitting again.
 """
 
 from __future__ import annotations
@@ -22,64 +20,70 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-PRIOR_ROWS = 1.0
+NEGATIVE_BINS = 512  # equal-count bins of the negatives' scores
+WIDTH_BINS = 256  # and equal-width ones over their range
+
+Map = tuple[np.ndarray, np.ndarray]  # (scores, probabilities): a monotone step map for np.interp
 
 
-def fit_calibration(y: np.ndarray, score: np.ndarray, clusters: np.ndarray | None = None) -> dict[str, Any]:
-    """Isotonic map from score to probability, as blocks of the validation rows it pooled;
-    ``clusters`` (a code per row) says which rows' labels go together."""
-    from sklearn.isotonic import IsotonicRegression
-
-    y = np.asarray(y, dtype=np.float64)
+def fit_calibration(y: np.ndarray, score: np.ndarray, events: np.ndarray | None = None) -> dict[str, Any]:
+    """What the isotonic map is fitted from; ``events`` (a code per row) groups rows whose labels
+    go together (an entity's rows of one day: ``fsml.stats.entity_days``)."""
+    y = np.asarray(y, dtype=np.int64)
     score = np.asarray(score, dtype=np.float64)
     if len(y) == 0 or y.min() == y.max():
         return {}
-    order = np.argsort(score, kind="mergesort")
-    s, labels = score[order], y[order]
-    groups = (np.arange(len(y)) if clusters is None else np.asarray(clusters))[order]
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, labels).predict(s)
-    # a block ends where the fitted value changes; rows with equal scores always share a block
-    ends = np.flatnonzero(np.concatenate([fitted[1:] != fitted[:-1], [True]]))
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    positives = np.add.reduceat(labels, starts)
-    events = [len(np.unique(groups[a : b + 1][labels[a : b + 1] == 1])) for a, b in zip(starts, ends, strict=True)]
+    negatives = np.sort(score[y == 0])
+    edges = np.unique(
+        np.concatenate(
+            [
+                np.quantile(negatives, np.linspace(0, 1, NEGATIVE_BINS + 1)),
+                np.linspace(negatives[0], negatives[-1], WIDTH_BINS + 1),
+            ]
+        )
+    )
+    bins = [b for b in np.split(negatives, np.searchsorted(negatives, edges[1:-1], side="right")) if len(b)]
+    codes = np.arange(int(y.sum())) if events is None else pd.factorize(pd.Series(np.asarray(events)[y == 1]))[0]
     return {
         "method": "isotonic",
         "rows_fitted": len(y),
-        "lower": s[starts].tolist(),
-        "upper": s[ends].tolist(),
-        "rows": (ends - starts + 1).astype(float).tolist(),
-        "positives": positives.tolist(),
-        "events": [float(e) for e in events],
+        "negatives": {"score": [float(b.mean()) for b in bins], "rows": [float(len(b)) for b in bins]},
+        "positives": {"score": score[y == 1].tolist(), "event": codes.tolist()},
     }
 
 
-def _points(calibration: dict[str, Any], rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolation points: each block is flat over its score range, linear between blocks
-    (what ``IsotonicRegression.predict`` does between its thresholds)."""
-    x = np.column_stack([calibration["lower"], calibration["upper"]]).ravel()
-    return x, np.repeat(rates, 2)
-
-
-def rates(calibration: dict[str, Any]) -> np.ndarray:
-    return np.asarray(calibration["positives"]) / np.asarray(calibration["rows"])
-
-
-def calibrate(calibration: dict[str, Any], score: np.ndarray, block_rates: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities for ``score``; ``block_rates`` replaces the fitted rates (a redrawn map)."""
-    x, p = _points(calibration, rates(calibration) if block_rates is None else block_rates)
-    return np.interp(np.asarray(score, dtype=np.float64), x, p)
-
-
-def redraw(calibration: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Block rates drawn from their posteriors, pooled back into a monotone map."""
+def _fit(calibration: dict[str, Any], positive_weights: np.ndarray) -> Map:
     from sklearn.isotonic import isotonic_regression
 
-    rows = np.asarray(calibration["rows"])
-    positives = np.asarray(calibration["positives"])
-    events = np.asarray(calibration.get("events", positives))
-    scale = np.divide(events, positives, out=np.ones_like(rows), where=positives > 0)  # evidence per row
-    base = positives.sum() / rows.sum()
-    drawn = rng.beta(events + PRIOR_ROWS * base, (rows - positives) * scale + PRIOR_ROWS * (1 - base))
-    return isotonic_regression(drawn, sample_weight=rows, y_min=0.0, y_max=1.0, increasing=True)
+    negatives, positives = calibration["negatives"], calibration["positives"]
+    x = np.concatenate([negatives["score"], positives["score"]])
+    y = np.concatenate([np.zeros(len(negatives["score"])), np.ones(len(positives["score"]))])
+    w = np.concatenate([negatives["rows"], positive_weights])
+    # tied scores are one point: the weighted share of positives among them
+    points, index = np.unique(x, return_inverse=True)
+    weight = np.bincount(index, weights=w, minlength=len(points))
+    share = np.divide(
+        np.bincount(index, weights=w * y, minlength=len(points)), weight, out=np.zeros(len(points)), where=weight > 0
+    )
+    keep = weight > 0
+    fitted = isotonic_regression(share[keep], sample_weight=weight[keep], y_min=0.0, y_max=1.0, increasing=True)
+    return points[keep], fitted
+
+
+def fitted_map(calibration: dict[str, Any]) -> Map:
+    return _fit(calibration, np.ones(len(calibration["positives"]["score"])))
+
+
+def redraw(calibration: dict[str, Any], rng: np.random.Generator) -> Map:
+    """A map fitted on the validation window with its events resampled (Poisson weights)."""
+    events = np.asarray(calibration["positives"]["event"], dtype=np.int64)
+    weights = rng.poisson(1.0, int(events.max()) + 1 if len(events) else 0)
+    return _fit(calibration, weights[events].astype(np.float64))
+
+
+def calibrate(calibration: dict[str, Any], score: np.ndarray, mapping: Map | None = None) -> np.ndarray:
+    """Probabilities for ``score`` from ``mapping`` (default: the map fitted on every row)."""
+    x, p = mapping if mapping is not None else fitted_map(calibration)
+    return np.interp(np.asarray(score, dtype=np.float64), x, p)

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         return self.home / "logs" / "predictions" / self.env
 
     @property
+    def challenger_log_dir(self) -> Path:
+        """Rows the challenger scored live (shadow or canary), beside the champion's score."""
+        return self.prediction_log_dir / "challenger"
+
+    @property
     def monitoring_dir(self) -> Path:
         return self.home / "monitoring" / self.env
 

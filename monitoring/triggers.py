@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fsml import atomic, registry
+from fsml.events import record
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint
 from fsml.settings import Settings
 
@@ -62,13 +63,6 @@ class State:
         if self.last_retrain_at is None:
             return None
         return datetime.fromisoformat(self.last_retrain_at) + timedelta(hours=settings.retrain_cooldown_hours)
-
-
-def record(settings: Settings, event: dict[str, Any]) -> None:
-    settings.monitoring_dir.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"at": datetime.now(UTC).isoformat(), **event}, default=str)
-    with open(settings.monitoring_dir / "triggers.jsonl", "a") as out:
-        out.write(line + "\n")
 
 
 def follow_incident(settings: Settings, summary: dict[str, Any]) -> None:

@@ -26,13 +26,17 @@ def _window(n: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
 def test_isotonic_calibration_recovers_the_truth_and_keeps_its_evidence() -> None:
     score, y = _window(100_000)
     calibration = fit_calibration(y, score)
-    assert sum(calibration["rows"]) == len(y) and sum(calibration["positives"]) == y.sum()
+    assert sum(calibration["negatives"]["rows"]) + len(calibration["positives"]["score"]) == len(y)
     grid = np.linspace(0.02, 0.35, 12)  # where most rows are
     probabilities = calibrate(calibration, grid)
     assert np.all(np.diff(probabilities) >= 0)
     assert np.abs(probabilities - _truth(grid)).max() < 0.06
     drawn = calibrate(calibration, grid, redraw(calibration, np.random.default_rng(0)))
     assert np.all(np.diff(drawn) >= 0) and np.abs(drawn - probabilities).max() < 0.15
+    events = np.repeat(np.arange(len(y) // 10 + 1), 10)[: len(y)]  # ten rows per event
+    fewer = fit_calibration(y, score, events)
+    assert fewer["positives"]["score"] == calibration["positives"]["score"]
+    assert max(fewer["positives"]["event"]) < max(calibration["positives"]["event"])
 
 
 def test_the_figures_are_computed_as_scikit_learn_computes_them() -> None:
