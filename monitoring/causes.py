@@ -94,7 +94,8 @@ def judge(
     if performance.get("degraded"):
         line = f"PR-AUC {performance['pr_auc']:.3f} on matured labels, below the floor {performance['floor']:.3f}"
         band = performance.get("estimate_vs_realized", {}).get("pr_auc")
-        evidence["concept"] = [line + (f" and the estimate {band['value']:.3f} for these rows" if band else "")]
+        below = f" and the estimate's band [{band['low']:.3f}, {band['high']:.3f}] for these rows" if band else ""
+        evidence["concept"] = [line + below]
     return Verdict("measured", [c for c in CAUSES if c in evidence], evidence)
 
 

@@ -118,13 +118,13 @@ REALIZED = {"precision": "precision_at_threshold", "recall": "recall_at_threshol
 
 def concept_drift(performance: dict[str, Any]) -> None:
     """Mark matured labels as concept drift: PR-AUC below the floor set by the test window, and
-    below what the calibrated scores let expect of these very rows. The test window's figure
-    comes from few positives; a window that falls short of it but not of its own estimate is a
-    harder window (more of the frauds the model could never see), not a changed concept. Without
-    an estimate, the floor alone decides."""
+    below the band of what the calibrated scores let expect of these very rows. The test window's
+    figure comes from few positives; a window that falls short of it but not of its own estimate
+    is a harder window (more of the frauds the model could never see), not a changed concept.
+    Without an estimate, the floor alone decides."""
     compared = performance.get("estimate_vs_realized", {}).get("pr_auc")
     performance["below_floor"] = performance["degraded"]
-    performance["below_estimate"] = bool(compared and compared["realized"] < compared["value"])
+    performance["below_estimate"] = bool(compared and compared["realized"] < compared["low"])
     performance["degraded"] = performance["below_floor"] and (compared is None or performance["below_estimate"])
 
 
