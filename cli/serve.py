@@ -22,6 +22,8 @@ def serve(
     settings = load_settings()
 
     from fsml.serving.app import check_deployable
+    from fsml.serving.lifeline import MASTER_ENV
+    from fsml.serving.limits import HTTP_PROTOCOL
 
     check_deployable(settings)
     settings.export()
@@ -31,6 +33,7 @@ def serve(
         directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
         os.environ["FSML_METRICS_MULTIPROCESS"] = "1"
+        os.environ[MASTER_ENV] = str(os.getpid())  # workers end with this process
     import uvicorn
 
     uvicorn.run(
@@ -40,7 +43,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # uvicorn's httptools protocol with a header deadline (serving.limits)
         access_log=False,
         log_level="warning",
         proxy_headers=False,
@@ -57,6 +60,7 @@ def score(
         typer.Option("--input", help="Parquet file: the fields of /v1/predict; timestamp required."),
     ],
     output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Score a file with point-in-time features as of each row's timestamp and the champion."""
@@ -67,5 +71,5 @@ def score(
     from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
-        result = score_file(settings, Path(input), Path(output), progress=progress)
+        result = score_file(settings, Path(input), Path(output), progress=progress, overwrite=overwrite)
     emit(result, as_json)

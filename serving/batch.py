@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsml.serving.decision import decide_many
 from fsml.training.dataset import with_features
 
 from fsml import registry
@@ -34,8 +35,12 @@ ROW = "__row"
 INT64_MAX = 2**63 - 1
 
 
-def score_file(settings: Settings, source: Path, target: Path, progress: Progress | None = None) -> dict[str, Any]:
+def score_file(
+    settings: Settings, source: Path, target: Path, progress: Progress | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     note = progress or (lambda *_: None)
+    rejected_path = target.with_name(target.stem + ".rejected.parquet")
+    check_output(source, target, rejected_path, overwrite)
     frame = _read(source)
     name = settings.model_name(settings.feature_service)
     bundle = registry.load_champion(settings, ": run `fsml promote`")
@@ -49,7 +54,8 @@ def score_file(settings: Settings, source: Path, target: Path, progress: Progres
         note(f"chunk {index + 1} of {chunks}", index, chunks)
         part = good.iloc[index * settings.score_chunk_rows : (index + 1) * settings.score_chunk_rows]
         if len(part):
-            scored.append(_score_chunk(store, spec, bundle, part, time_field, settings.num_threads))
+            policy = settings.missing_features_decision
+            scored.append(_score_chunk(store, spec, bundle, part, time_field, settings.num_threads, policy))
     note("writing", chunks, chunks)
     result = pd.concat(scored, ignore_index=True) if scored else _empty(frame)
     meta = {
@@ -59,9 +65,10 @@ def score_file(settings: Settings, source: Path, target: Path, progress: Progres
         "fsml.scored_at": datetime.now(UTC).isoformat(),
     }
     _write(result, target, meta)
-    rejected_path = target.with_name(target.stem + ".rejected.parquet")
     if len(rejected):
         _write(rejected, rejected_path, meta)
+    else:  # a side file of an earlier run (overwritten) must not pass for this run's
+        rejected_path.unlink(missing_ok=True)
     return {
         "rows_in": len(frame),
         "rows_scored": len(result),
@@ -71,6 +78,19 @@ def score_file(settings: Settings, source: Path, target: Path, progress: Progres
         "model_name": name,
         "model_version": bundle.version,
     }
+
+
+def check_output(source: Path, target: Path, rejected: Path, overwrite: bool) -> None:
+    """Refuse to write onto the input, into a directory, or (without ``overwrite``) onto a file."""
+    for path in (target, rejected):
+        if path.is_dir():
+            raise FsmlError(f"output {path} is a directory: give a file name")
+        if path.exists() and source.exists() and path.samefile(source):
+            raise FsmlError(f"output {path} is the input file: give another name")
+        if path.exists() and not overwrite:
+            raise FsmlError(f"output {path} exists: remove it or pass --overwrite")
+    if not target.parent.is_dir() and target.parent.exists():
+        raise FsmlError(f"output folder {target.parent} is not a directory")
 
 
 def _read(source: Path) -> pd.DataFrame:
@@ -135,6 +155,7 @@ def _score_chunk(
     part: pd.DataFrame,
     time_field: str,
     threads: int,
+    policy: str,
 ) -> pd.DataFrame:
     names = [*dict.fromkeys([*spec.join_keys, *spec.request_fields, time_field])]
     entities = part[[*names, ROW]].assign(event_timestamp=part[time_field])
@@ -142,16 +163,23 @@ def _score_chunk(
     scores = bundle.predict_matrix(bundle.encoder.frame(features), num_threads=threads)
     columns = bundle.card.columns
     absent = features[columns].isna().to_numpy()
+    stored = [i for i, f in enumerate(bundle.card.features) if not f.on_demand]
+    all_missing = absent[:, stored].all(axis=1) if stored else np.zeros(len(absent), dtype=bool)
     out = part.sort_values(ROW, kind="mergesort").reset_index(drop=True)
     out["score"] = scores
-    out["decision"] = np.where(scores >= bundle.card.threshold, "flag", "pass")
+    out["decision"] = decide_many(scores, bundle.card.threshold, all_missing, policy)
+    out["all_missing"] = all_missing
     out["missing_features"] = [[c for c, a in zip(columns, row, strict=True) if a] for row in absent]
     out["model_version"] = bundle.version
     return out.drop(columns=[ROW])
 
 
 def _empty(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=[ROW]).iloc[0:0].assign(score=[], decision=[], missing_features=[], model_version=[])
+    return (
+        frame.drop(columns=[ROW])
+        .iloc[0:0]
+        .assign(score=[], decision=[], all_missing=[], missing_features=[], model_version=[])
+    )
 
 
 def _write(frame: pd.DataFrame, target: Path, meta: dict[str, str]) -> None:

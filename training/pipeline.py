@@ -21,7 +21,7 @@ from fsml.training.train import TrainConfig, TrainedModel, fit
 from fsml import atomic
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
-from fsml.registry import Registered, register_training
+from fsml.registry import Registered, fail_stale_runs, register_training
 from fsml.settings import Settings
 from fsml.timing import timed
 
@@ -76,6 +76,7 @@ def train(
     timings: dict[str, float] = {}
     name = feature_service or settings.feature_service
     as_of = as_of or default_as_of()
+    fail_stale_runs(settings)  # a killed training must not stay RUNNING in MLflow
     with timed(timings, "training_set"):
         spec, windows, training_set = prepare(settings, name, as_of)
     config = TrainConfig.from_settings(settings)

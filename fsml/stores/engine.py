@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fsml.stores.duckdb import quote_name
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
+from fsml.stores.redis import mark_views
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,12 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
     connection = client.connection_pool.make_connection()  # AUTH, SELECT and TLS as the client's
     connection.connect()
     writer = _BulkWriter(connection)
-    written = 0
+    written = selected = 0
     try:
         for batch in reader:
             table = pa.Table.from_batches([batch])
             rows = table.num_rows
+            selected += rows
             redis_keys = key_column(keys, key_types, [table[k].combine_chunks() for k in keys], config.project)
             stamps = table[view.batch_source.timestamp_field]
             if not store_config.skip_dedup:
@@ -139,6 +141,8 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
     finally:
         writer.close()
         connection.disconnect()
+    if selected:  # the store now holds rows of this view up to ``end`` (see fsml.stores.redis)
+        mark_views(client, config.project, {view.name: end})
     return written
 
 
