@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit
+from fsml.console import chunk_progress, emit, err
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
@@ -81,4 +81,6 @@ def retrain(
 
     with chunk_progress("retrain") as progress:
         outcome = run_retraining(settings, reason=f"manual: {reason}", as_of=when, progress=progress)
+    if outcome.get("warning"):
+        err.print(f"[yellow]warning:[/yellow] {outcome['warning']}", highlight=False, soft_wrap=True)
     emit(outcome, as_json)

@@ -37,6 +37,7 @@ CHALLENGER = "challenger"
 HISTORY_TAG = "fsml.champion_history"
 HISTORY_KEEP = 50  # moves kept (a registry tag holds up to 100,000 characters)
 ROLLBACK = "rollback"
+CANARY_ROLLED_BACK = "fsml.canary.rolled_back"  # version tag: why its canary was stopped
 MLFLOW_BOOSTER_FILE = "model.lgb"  # what mlflow.lightgbm writes: Booster.save_model, text format
 
 

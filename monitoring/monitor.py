@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -164,7 +165,8 @@ def run_monitor(
         "segments": segments,
         "features": [c.summary() for c in columns],
     }
-    path = settings.reports_dir / "monitoring" / f"drift-{as_of:%Y%m%dT%H%M%S}.html"
+    # as of the same time, two runs (another window, another model) keep two reports
+    path = settings.reports_dir / "monitoring" / f"drift-{as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}.html"
     atomic.write_text(path, drift_report(summary, columns, score))
     summary["report"] = str(path)
     summary["seconds"] = round(time.perf_counter() - began, 3)

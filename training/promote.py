@@ -98,6 +98,11 @@ def promote(
     if champion_mv is not None and champion_mv.version == challenger_mv.version:
         current = str(champion_mv.version)
         return Decision(False, f"version {current} is already the champion", current, current, current)
+    canary = challenger_mv.tags.get(registry.CANARY_ROLLED_BACK)
+    if canary and not force:
+        current = str(champion_mv.version) if champion_mv else None
+        reason = f"v{challenger_mv.version} was rolled back during its canary ({canary}); --force to promote anyway"
+        return Decision(False, reason, str(challenger_mv.version), current, current)
     challenger = registry.load_bundle(challenger_mv)
     champion = registry.load_bundle(champion_mv) if champion_mv else None
     end = as_of or datetime.now(UTC).replace(microsecond=0)

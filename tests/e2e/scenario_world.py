@@ -26,6 +26,7 @@ from fsml.features.build import build_features
 from fsml.monitoring.current import Window, logged_window
 from fsml.monitoring.monitor import run_monitor
 from fsml.monitoring.replay import replay
+from fsml.serving.materialize import materialize
 from fsml.training.pipeline import train
 from fsml.training.promote import promote
 
@@ -69,6 +70,7 @@ class Service:
         version = outcome.registered.version
         assert promote(self.settings, version=version, force=True, as_of=SINCE).promoted
         if not self.url:
+            materialize(self.settings, end=SINCE)  # the service is ready once the store holds its rows
             return version
         deadline = time.monotonic() + 60
         while httpx.get(f"{self.url}/v1/model", timeout=5).json().get("version") != version:
