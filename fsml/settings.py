@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+
+    # Safe deployment: the challenger beside the champion (serving.challenger).
+    shadow_fraction: float = Field(0.0, ge=0, le=1, description="Share of rows the challenger scores in shadow.")
+    shadow_queue_rows: int = Field(10_000, gt=0, description="Shadow rows waiting at most; more are dropped.")
+    canary_fraction: float = Field(0.0, ge=0, le=1, description="Share of entities the challenger answers.")
+    canary_min_rows: int = Field(200, gt=0, description="Canary rows before its health is judged.")
+    canary_max_error_rate: float = Field(0.01, ge=0, le=1, description="Challenger failures that roll it back.")
+    canary_max_p99_ms: float = Field(25.0, gt=0, description="Challenger scoring p99 that rolls it back.")
+    canary_max_score_distance: float = Field(
+        1.0, gt=0, description="Challenger vs champion scores on the same rows, in champion score std."
+    )
     missing_features_decision: MissingDecision = Field(
         "review",
         description="Decision when every stored feature of a row is missing or stale: review, flag, "

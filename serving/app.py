@@ -70,8 +70,10 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
             yield
         finally:
             watcher.cancel()
-            if state.predictions is not None:
-                await asyncio.to_thread(state.predictions.close)
+            state.close_challenger()
+            for prediction_log in (state.predictions, state.challenger_log):
+                if prediction_log is not None:
+                    await asyncio.to_thread(prediction_log.close)
             await state.redis.aclose()
 
     app = FastAPI(

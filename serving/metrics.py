@@ -89,6 +89,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.challenger_rows = Counter("fsml_challenger_rows", "Rows the challenger scored", ["route"], registry=r)
+        self.challenger_dropped = Counter(
+            "fsml_challenger_dropped", "Shadow rows dropped: the challenger fell behind", registry=r
+        )
+        self.challenger_errors = Counter("fsml_challenger_errors", "Rows the challenger failed on", registry=r)
+        self.canary_rollbacks = Counter("fsml_canary_rollbacks", "Canaries rolled back", registry=r)
 
         self._children: dict[tuple, Any] = {}
 

@@ -88,8 +88,12 @@ class PredictionLog:
         flush_seconds: float = 2.0,
         on_drop: Callable[[int], None] | None = None,
         on_dead_letter: Callable[[int], None] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
+        """``extra``: more columns (name: type) after the fixed ones, given to ``append`` in order
+        (the challenger's log: the champion's score beside the challenger's)."""
         self.directory = directory
+        self.extra = list(extra or {})
         self.columns = list(columns)  # model feature columns
         self.inputs = list(inputs)  # request fields, logged as input__<name>
         self.time_inputs = {n for n, t in inputs.items() if t == "timestamp"}
@@ -98,6 +102,7 @@ class PredictionLog:
         self.schema = pa.schema(
             [
                 *FIXED,
+                *[(n, ARROW[t]) for n, t in (extra or {}).items()],
                 *[(f"input__{n}", ARROW[t]) for n, t in inputs.items()],
                 *[(c, ARROW[t]) for c, t in columns.items()],
             ]
@@ -137,6 +142,7 @@ class PredictionLog:
         score: float,
         model: str,
         version: str,
+        extra: tuple[Any, ...] = (),
     ) -> None:
         """Called on the request path: list appends only."""
         with self._lock:
@@ -154,6 +160,8 @@ class PredictionLog:
                 b["score"].append(score)
                 b["missing"].append(missing)
                 b["stale"].append(stale)
+                for name, value in zip(self.extra, extra, strict=True):
+                    b[name].append(value)
                 for name in self.inputs:
                     value = request.get(name)
                     if name in self.time_inputs and value is not None:

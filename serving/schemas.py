@@ -141,9 +141,7 @@ def _field(spec: Input) -> tuple[Any, Any]:
 
 def request_model(inputs: tuple[Input, ...], max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
     """(single request, batch request) models for the given inputs."""
-    fields: dict[str, Any] = {
-        "transaction_id": (Identifier, Field(None, description="Echoed back; logged."))
-    }
+    fields: dict[str, Any] = {"transaction_id": (Identifier, Field(None, description="Echoed back; logged."))}
     fields |= {i.name: _field(i) for i in inputs}
     config = ConfigDict(extra="forbid")
     single = create_model("PredictRequest", __config__=config, **fields)

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from fsml.serving.challenger import PAIRED, Challenger, challenger_version, load_challenger
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
@@ -35,21 +37,58 @@ class ServiceState:
     scorer: Scorer | None = None
     load_error: str | None = None
     predictions: PredictionLog | None = None
+    challenger: Challenger | None = None  # shadow and canary (serving.challenger)
+    challenger_log: PredictionLog | None = None
+    _challenger_task: asyncio.Task | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _last_error_log: float = 0.0
 
     def open_prediction_log(self, columns: dict[str, str]) -> None:
         if not self.settings.log_predictions:
             return
-        self.predictions = PredictionLog(
-            self.settings.prediction_log_dir,
+        self.predictions = self._log(self.settings.prediction_log_dir, columns)
+        if self.settings.shadow_fraction > 0 or self.settings.canary_fraction > 0:
+            self.challenger_log = self._log(self.settings.challenger_log_dir, columns, PAIRED)
+
+    def _log(self, directory: Path, columns: dict[str, str], extra: dict[str, str] | None = None) -> PredictionLog:
+        return PredictionLog(
+            directory,
             columns=columns,
             inputs={i.name: i.dtype for i in self.inputs},
             max_rows=self.settings.log_buffer_rows,
             flush_seconds=self.settings.log_flush_seconds,
             on_drop=self.metrics.log_dropped.inc,
             on_dead_letter=self.metrics.log_dead_letter.inc,
+            extra=extra,
         ).start()
+
+    async def follow_challenger(self) -> None:
+        """Take on the registry's challenger beside the current champion, drop a gone one."""
+        settings, champion = self.settings, self.scorer
+        if (settings.shadow_fraction <= 0 and settings.canary_fraction <= 0) or champion is None:
+            return
+        try:
+            wanted = await asyncio.to_thread(challenger_version, settings)
+            current = self.challenger
+            if current is not None and current.version == wanted and current.champion is champion:
+                return
+            found = await asyncio.to_thread(load_challenger, settings, champion, self.metrics) if wanted else None
+        except Exception as exc:  # the champion serves on; the challenger waits for the next check
+            log.warning("challenger check failed: %s", exc)
+            return
+        if self._challenger_task is not None:
+            self._challenger_task.cancel()
+        if found is not None:
+            found.predictions = self.challenger_log
+            self._challenger_task = asyncio.create_task(found.run())
+        self.challenger = found
+
+    def close_challenger(self) -> None:
+        """Shutdown: score what waits in the shadow queue, stop the worker."""
+        if self._challenger_task is not None:
+            self._challenger_task.cancel()
+        if self.challenger is not None:
+            self.challenger.drain()
 
     async def reload(self, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
         """Load the registry's champion and swap it in; in-flight requests keep the old one."""
@@ -58,6 +97,7 @@ class ServiceState:
             if only_if_changed and previous is not None:
                 current = await asyncio.to_thread(champion_version, self.settings)
                 if current == previous.version:
+                    await self.follow_challenger()
                     return previous.version, previous
             try:
                 scorer = await asyncio.to_thread(load_champion, self.settings)
@@ -66,6 +106,7 @@ class ServiceState:
                 self.metrics.reloads.labels("failed").inc()
                 raise
             self.scorer, self.load_error = scorer, None
+            await self.follow_challenger()
             self.metrics.reloads.labels("ok").inc()
             self.metrics.model_version.labels(scorer.name).set(float(scorer.version))
             log.info("serving %s version %s", scorer.name, scorer.version)

@@ -32,9 +32,7 @@ async def readyz(state: StateDep) -> JSONResponse:
             marks = (await state.redis.send_payload(scorer.reader.marker_payload, 1))[0]
             empty = [view for view, mark in zip(scorer.reader.views, marks, strict=True) if mark is None]
             if empty:
-                problems.append(
-                    f"online store holds no rows of {', '.join(empty)}: run `fsml features materialize`"
-                )
+                problems.append(f"online store holds no rows of {', '.join(empty)}: run `fsml features materialize`")
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         problems.append(f"online store unavailable ({type(exc).__name__})")

@@ -33,14 +33,18 @@ async def score_rows(
     now = datetime.now(UTC)
     vectors = reader.assemble(rows, replies, now)
     scores = scorer.predict(vectors)
+    times = [(row.get(reader.time_field) if reader.time_field else None) or now for row in rows]
+    answered = [scorer] * len(rows)
+    challenger = state.challenger
+    if challenger is not None and challenger.champion is scorer:  # canary answers, shadow queue
+        answered, scores = challenger.beside(rows, vectors, scores, times)
     log = state.predictions
-    model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     out = []
     policy = state.settings.missing_features_decision
-    for row, vector, score in zip(rows, vectors, scores, strict=True):
+    for row, vector, score, at, model_scorer in zip(rows, vectors, scores, times, answered, strict=True):
         all_missing = reader.all_missing(vector)
-        decision = decide(score, scorer.threshold, all_missing, policy)
+        decision = decide(score, model_scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, decision).inc()
         if all_missing:
             metrics.all_missing.inc()
@@ -49,16 +53,15 @@ async def score_rows(
         for column in vector.stale:
             metrics.child(metrics.stale, column).inc()
         if log is not None:
-            at = row.get(reader.time_field) if reader.time_field else None
             log.append(
-                at or now,
+                at,
                 row,
                 vector.values,
                 vector.missing,
                 vector.stale,
                 float(score),
-                scorer.name,
-                scorer.version,
+                model_scorer.name,
+                model_scorer.version,
             )
         report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
@@ -68,8 +71,8 @@ async def score_rows(
                 "transaction_id": row.get("transaction_id"),
                 "score": float(score),
                 "decision": decision,
-                "threshold": scorer.threshold,
-                "model": model,
+                "threshold": model_scorer.threshold,
+                "model": {"name": model_scorer.name, "version": model_scorer.version},
                 "features": report,
             }
         )
