@@ -49,7 +49,8 @@ def monitor_run(
     with chunk_progress("monitor") as progress:
         progress("reading the window", 0, 1)
         summary = run_monitor(settings, when, source)
-    emit({k: v for k, v in summary.items() if k != "features"}, as_json)
+    hidden = ("features",) if as_json else ("features", "segments")  # people read segments in the report
+    emit({k: v for k, v in summary.items() if k not in hidden}, as_json)
 
 
 @monitor_app.command("watch")
