@@ -30,7 +30,7 @@ from fsml.redis_server import RedisServer
 from tests.conftest import API_KEY, make_settings
 from tests.e2e.scenario_world import END, SINCE, WINDOWS, Service
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]  # the worlds are built once, in the first test
 
 SEED = 1  # the scenario world; the controls also run on two more seeds
 CONTROL_SEEDS = (2, 3)
