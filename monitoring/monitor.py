@@ -166,7 +166,7 @@ def run_monitor(
         "features": [c.summary() for c in columns],
     }
     # as of the same time, two runs (another window, another model) keep two reports
-    path = settings.reports_dir / "monitoring" / f"drift-{as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}.html"
+    path = settings.monitoring_reports_dir / f"drift-{as_of:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}.html"
     atomic.write_text(path, drift_report(summary, columns, score))
     summary["report"] = str(path)
     summary["seconds"] = round(time.perf_counter() - began, 3)

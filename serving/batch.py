@@ -1,9 +1,11 @@
-"""``fsml score``: a file of transactions scored with the champion and point-in-time features.
+"""``fsml score``: a file of requests scored with the champion and point-in-time features.
 
-Each row gets the features as they were at its own timestamp (the offline store's
-point-in-time join, as in training) and the same model the API serves. Rows whose keys or
-timestamps cannot be used are written with the reason to a side file, never dropped silently.
-Both files are written under temporary names and renamed into place when complete.
+The file holds the fields of the model's predict request; its time field (see
+``fsml.featurestore``) is required. Each row gets the features as they were at its own time
+(the offline store's point-in-time join, as in training) and the same model the API serves.
+Rows whose keys or times cannot be used are written with the reason to a side file, never
+dropped silently. Both files are written under temporary names and renamed into place when
+complete.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def score_file(
     bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
     spec = describe_service(store, bundle.card.feature_service)
-    time_field = _time_field(spec)
+    time_field = spec.time_field
     good, rejected = split_valid(frame, spec.inputs, time_field)
     chunks = max(1, -(-len(good) // settings.score_chunk_rows))
     scored = []
@@ -103,11 +105,6 @@ def _read(source: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True).assign(**{ROW: np.arange(len(frame))})
 
 
-def _time_field(spec: ServiceSpec) -> str:
-    times = [i.name for i in spec.inputs if i.kind == "request" and i.dtype == "timestamp"]
-    return times[0] if times else "timestamp"
-
-
 def split_valid(frame: pd.DataFrame, inputs: tuple[Input, ...], time_field: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows that can be scored, rows that cannot, with a ``reason`` column)."""
     missing = [i.name for i in inputs if i.name not in frame.columns and i.name != time_field]
@@ -123,7 +120,13 @@ def split_valid(frame: pd.DataFrame, inputs: tuple[Input, ...], time_field: str)
     times = pd.to_datetime(frame[time_field], utc=True, errors="coerce")
     flag(times.isna(), f"{time_field}: missing or not a time")
     for spec in inputs:
-        if spec.name == time_field or spec.dtype == "timestamp":
+        if spec.name == time_field:
+            continue
+        if spec.dtype == "timestamp":
+            flag(
+                pd.to_datetime(frame[spec.name], utc=True, errors="coerce").isna(),
+                f"{spec.name}: missing or not a time",
+            )
             continue
         column = frame[spec.name]
         if spec.dtype in ("int", "float"):
@@ -144,6 +147,8 @@ def split_valid(frame: pd.DataFrame, inputs: tuple[Input, ...], time_field: str)
             good[spec.name] = pd.to_numeric(good[spec.name]).astype(np.int64)
         elif spec.dtype == "float" and spec.name in good:
             good[spec.name] = pd.to_numeric(good[spec.name]).astype(np.float64)
+        elif spec.dtype == "timestamp" and spec.name in good and spec.name != time_field:
+            good[spec.name] = pd.to_datetime(good[spec.name], utc=True).astype("datetime64[us, UTC]")
     rejected = frame[bad].assign(reason=reasons[bad]).drop(columns=[ROW])
     return good, rejected
 

@@ -81,6 +81,11 @@ class Challenger:
         return self.scorer.version
 
     @property
+    def model(self) -> str:
+        """The feature service: the model label of the service's metrics."""
+        return self.settings.feature_service
+
+    @property
     def canary(self) -> bool:
         return self.settings.canary_fraction > 0 and self.rolled_back is None
 
@@ -112,7 +117,7 @@ class Challenger:
                 raise ValueError("scores outside [0, 1]")
         except Exception as exc:  # any failure of the challenger is the canary's, not the request's
             self.health.failed(len(vectors))
-            self.metrics.challenger_errors.inc(len(vectors))
+            self.metrics.challenger_errors.labels(self.model).inc(len(vectors))
             log.warning("canary v%s failed on %d rows: %s", self.version, len(vectors), exc)
             return None
         finally:
@@ -121,7 +126,7 @@ class Challenger:
 
     def answered(self, at: datetime, row: dict[str, Any], vector: FeatureVector, ours: float, theirs: float) -> None:
         self.health.answered(ours, theirs)
-        self.metrics.challenger_rows.labels("canary").inc()
+        self.metrics.challenger_rows.labels(self.model, "canary").inc()
         self._log(at, row, vector, ours, theirs, "canary")
 
     def shadow(self, items: list[Pending]) -> None:
@@ -132,7 +137,7 @@ class Challenger:
         room = self.settings.shadow_queue_rows - len(self.queue)
         picked = items if fraction >= 1 else [item for item in items if random.random() < fraction]
         if len(picked) > room:
-            self.metrics.challenger_dropped.inc(len(picked) - max(room, 0))
+            self.metrics.challenger_dropped.labels(self.model).inc(len(picked) - max(room, 0))
             picked = picked[: max(room, 0)]
         if picked:
             self.queue.extend(picked)
@@ -175,7 +180,7 @@ class Challenger:
         reason = self.health.verdict()
         if reason is not None:
             self.rolled_back = reason
-            self.metrics.canary_rollbacks.inc()
+            self.metrics.canary_rollbacks.labels(self.model).inc()
             log.warning("canary v%s rolled back: %s", self.version, reason)
         return reason
 
@@ -202,12 +207,12 @@ class Challenger:
         try:
             scores = self.scorer.predict([item.vector for item in batch])
         except Exception as exc:  # a failing challenger must not stop the worker
-            self.metrics.challenger_errors.inc(len(batch))
+            self.metrics.challenger_errors.labels(self.model).inc(len(batch))
             log.warning("shadow v%s failed on %d rows: %s", self.version, len(batch), exc)
             return
         for item, score in zip(batch, scores, strict=True):
             self._log(item.at, item.row, item.vector, float(score), item.champion_score, "shadow")
-        self.metrics.challenger_rows.labels("shadow").inc(len(batch))
+        self.metrics.challenger_rows.labels(self.model, "shadow").inc(len(batch))
 
     async def roll_back_everywhere(self, reason: str) -> None:
         """Tag the version in the registry (every process stops its canary at its next check)

@@ -123,7 +123,7 @@ def promote(
     if champion is not None:
         source = describe_service(open_store(settings), challenger.card.feature_service).label_source
         live = live_scores(
-            settings.challenger_log_dir,
+            settings.for_service(challenger.card.feature_service).challenger_log_dir,
             source,
             challenger.version,
             champion.version,

@@ -16,7 +16,8 @@ directly. The semantics are Feast's, and a differential test checks them on rand
   Feast, the row order is not the entity frame's: sort on a column of your own.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
-timestamp cut-off) go to Feast's own implementation unchanged.
+timestamp cut-off) go to Feast's own implementation, reading files as ``fsml.stores.files``
+says (relative paths are the repo's).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from feast.data_format import ParquetFormat
+from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig as _FeastDuckDBConfig
@@ -39,6 +42,10 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
+from fsml.errors import OnDemandFailed
+from fsml.stores import parquet_files, quote_name
+from fsml.stores.files import ibis_options, through_ibis
+
 log = logging.getLogger(__name__)
 
 FRESH = "__fsml_fresh_"
@@ -46,11 +53,6 @@ FRESH = "__fsml_fresh_"
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
-
-
-def quote_name(name: str) -> str:
-    """A SQL identifier, quoted for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(path: str) -> str:
@@ -64,7 +66,9 @@ def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) 
         source = view.batch_source
         if not isinstance(source, FileSource) or source.field_mapping or source.date_partition_column:
             return False
-        if not str(source.path).endswith(".parquet") or "://" in str(source.path):
+        if source.file_format is not None and not isinstance(source.file_format, ParquetFormat):
+            return False  # Delta: Feast's own reader
+        if "://" in str(source.path):
             return False
     return True
 
@@ -109,21 +113,27 @@ class AsofRetrievalJob(RetrievalJob):
         return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
 
     def to_arrow(self, validation_reference: Any = None, timeout: int | None = None) -> pa.Table:
-        """Feast's own on-demand transformation, given only the columns the views declare.
+        """Feast's own on-demand transformation, given only the columns the views read.
 
         Feast converts the whole table to Python objects for a python-mode view
-        (``to_pydict``); here its logic runs on a table of the declared inputs and the outputs
-        are appended, which gives the same columns for a fraction of the conversion.
+        (``to_pydict``); here its logic runs on a table of the views' inputs and the entity
+        columns, and the outputs are appended, which gives the same columns for a fraction of the
+        conversion. Each view runs on its own, so a failure in a user's function names the view.
         """
         if validation_reference is not None or not self.on_demand_feature_views:
             return super().to_arrow(validation_reference=validation_reference, timeout=timeout)
         table = self._to_arrow_internal(timeout)
-        inputs = [c for c in table.column_names if c in self._odfv_inputs()]
-        narrow = _TableJob(table.select(inputs), self)
-        transformed = RetrievalJob.to_arrow(narrow)
-        for name in transformed.column_names:
-            if name not in inputs:
-                table = table.append_column(name, transformed[name])
+        wanted = self._odfv_inputs() | set(self.entity_df.columns)
+        inputs = [c for c in table.column_names if c in wanted]
+        narrow = table.select(inputs)
+        for odfv in self.on_demand_feature_views:
+            try:
+                transformed = RetrievalJob.to_arrow(_TableJob(narrow, self, [odfv]))
+            except Exception as exc:  # the user's function: say which view failed
+                raise OnDemandFailed(odfv.name, exc) from exc
+            for name in transformed.column_names:
+                if name not in inputs and name not in table.column_names:
+                    table = table.append_column(name, transformed[name])
         return table
 
     def _odfv_inputs(self) -> set[str]:
@@ -204,18 +214,19 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        return f"{rows} FROM read_parquet({_literal(path)})", paired
+        return f"{rows} FROM read_parquet({_literal(parquet_files(path))})", paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
 
 
 class _TableJob(RetrievalJob):
-    """An already computed table, with the ODFVs, names and metadata of ``parent``."""
+    """An already computed table, with the names and metadata of ``parent`` and some of its ODFVs."""
 
-    def __init__(self, table: pa.Table, parent: AsofRetrievalJob) -> None:
+    def __init__(self, table: pa.Table, parent: AsofRetrievalJob, odfvs: list[OnDemandFeatureView]) -> None:
         self.table = table
         self.parent = parent
+        self.odfvs = odfvs
 
     @property
     def full_feature_names(self) -> bool:
@@ -223,7 +234,7 @@ class _TableJob(RetrievalJob):
 
     @property
     def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        return self.parent.on_demand_feature_views
+        return self.odfvs
 
     @property
     def metadata(self) -> RetrievalMetadata | None:
@@ -252,7 +263,7 @@ def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
 @lru_cache(maxsize=256)
 def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(parquet_files(path))})"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 
@@ -290,6 +301,14 @@ def _ttl_micros(ttl: timedelta | None) -> int | None:
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
     """Feast's DuckDB offline store; ``get_historical_features`` joins with ``ASOF JOIN``."""
 
+    # Feast's reads for materialization, with the source's path resolved against the repo
+    pull_latest_from_table_or_query = through_ibis(
+        "pull_latest_from_table_or_query", feast_ibis.pull_latest_from_table_or_query_ibis
+    )
+    pull_all_from_table_or_query = through_ibis(
+        "pull_all_from_table_or_query", feast_ibis.pull_all_from_table_or_query_ibis
+    )
+
     @staticmethod
     def get_historical_features(
         config: Any,
@@ -305,8 +324,16 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
             log.debug("falling back to Feast's point-in-time join")
             if isinstance(entity_df, pd.DataFrame) and not getattr(config, "coerce_tz_aware", True):
                 entity_df = make_df_tzaware(entity_df)  # what Feast does before its own stores
-            return _FeastDuckDBOfflineStore.get_historical_features(
-                config, feature_views, feature_refs, entity_df, registry, project, full_feature_names, **kwargs
+            return feast_ibis.get_historical_features_ibis(
+                config=config,
+                feature_views=feature_views,
+                feature_refs=feature_refs,
+                entity_df=entity_df,
+                registry=registry,
+                project=project,
+                full_feature_names=full_feature_names,
+                **kwargs,
+                **ibis_options(config),
             )
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         timestamp_column = offline_utils.infer_event_timestamp_from_entity_df(schema)

@@ -181,7 +181,7 @@ def test_a_canary_that_crosses_a_threshold_is_rolled_back_by_itself(deployment) 
         later = _send(server.url, rows[100:])
         assert {a["model"]["version"] for a in later} == {champion}  # the champion answers everyone
         metrics = httpx.get(server.url + "/metrics", timeout=5).text
-        assert "fsml_canary_rollbacks_total 1.0" in metrics
+        assert 'fsml_canary_rollbacks_total{model="fraud_model_v1"} 1.0' in metrics
     reason = client.get_model_version(name, challenger).tags[registry.CANARY_ROLLED_BACK]
     assert reason.startswith("p99")
     events = [json.loads(x) for x in (settings.monitoring_dir / "triggers.jsonl").read_text().splitlines()]
