@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     canary_max_score_distance: float = Field(
         1.0, gt=0, description="Challenger vs champion scores on the same rows, in champion score std."
     )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Logs of the long-running processes (serve, monitor watch): JSON lines or text."
+    )
+    access_log: bool = Field(True, description="One log line per HTTP request; off for benchmarks.")
     missing_features_decision: MissingDecision = Field(
         "review",
         description="Decision when every stored feature of a row is missing or stale: review, flag, "

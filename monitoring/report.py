@@ -1,4 +1,5 @@
-"""The drift report: a summary table, then reference-against-current plots of what drifted."""
+"""The drift report: the verdict and its causes, performance (estimated, realised), the score and
+its tail, segments, a summary table of the features, then plots of what drifted."""
 
 from __future__ import annotations
 
@@ -6,47 +7,43 @@ from typing import Any
 
 import numpy as np
 from fsml.monitoring.drift import ColumnDrift
-from fsml.monitoring.report_views import causes_section, performance_section, segments_section, tail_section
+from fsml.monitoring.report_views import causes_rows, estimate_context, segment_tables, tail_rows
 
-from fsml.report import Report, figure_canvas
+from fsml.report import figure_canvas, png, render
 
 MAX_PLOTS = 24
 
 
 def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: ColumnDrift) -> str:
     window = summary["window"]
-    report = Report(
-        f"Drift report: {summary['model']['name']} v{summary['model']['version']}",
-        f"{window['source']} from {window['start']} to {window['end']} ({window['rows']:,} rows) "
-        f"against the training reference · as of {summary['as_of']}",
-    )
-    verdict = summary["verdict"] if summary["verdict"] != "measured" else "measured"
-    causes = ", ".join(summary["causes"]) or "none"
+    verdict = f"{summary['verdict']}; causes: {', '.join(summary['causes']) or 'none'}"
     performance = summary["performance"]
-    report.paragraph(
-        f"Verdict: {verdict}. Causes: {causes}. Action: {summary['action']}.",
-        "bad" if summary["action"] != "none" else "good",
-    )
-    if window.get("skipped_files"):
-        report.paragraph(f"Unreadable log files left out: {', '.join(window['skipped_files'])}", "bad")
-    causes_section(report, summary)
-    report.heading("Performance on matured labels")
-    report.table([{"measure": k, "value": v} for k, v in performance.items() if not isinstance(v, dict)])
-    performance_section(report, performance)
-    report.heading("Prediction drift (score)")
-    report.table([_row(score)])
-    report.figure(_numeric_plot(score), "score: reference against current")
-    tail_section(report, summary["score_tail"])
-    segments_section(report, summary["segments"])
-    report.heading("Features")
-    report.table(_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi)))
     drifted = [c for c in columns if c.drifted][:MAX_PLOTS]
-    if drifted:
-        report.heading("Drifted features")
-        for column in drifted:
-            plot = _numeric_plot(column) if column.kind == "numeric" else _categorical_plot(column)
-            report.figure(plot, f"{column.column}: {'; '.join(column.reasons)}")
-    return report.html()
+    return render(
+        "fsml.monitoring",
+        "drift_report.html.j2",
+        title=f"Drift report: {summary['model']['name']} v{summary['model']['version']}",
+        subtitle=f"{window['source']} from {window['start']} to {window['end']} ({window['rows']:,} rows) "
+        f"against the training reference · as of {summary['as_of']}",
+        verdict=verdict,
+        action=summary["action"],
+        skipped=window.get("skipped_files") or [],
+        causes=causes_rows(summary),
+        performance=[{"measure": k, "value": v} for k, v in performance.items() if not isinstance(v, dict)],
+        estimate=estimate_context(performance),
+        score_row=[_row(score)],
+        score_plot=png(_numeric_plot(score)),
+        tail=tail_rows(summary["score_tail"]),
+        segments=segment_tables(summary["segments"]),
+        features=[_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi))],
+        drifted=[
+            (
+                png(_numeric_plot(c) if c.kind == "numeric" else _categorical_plot(c)),
+                f"{c.column}: {'; '.join(c.reasons)}",
+            )
+            for c in drifted
+        ],
+    )
 
 
 def _row(c: ColumnDrift) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Sections of the drift report that explain a verdict: causes, data quality, the score tail,
-performance estimated before labels (and against them), and segments."""
+"""What the drift report shows beyond drift (``templates/drift_report.html.j2``): the causes, the
+score tail, performance estimated before labels and against them, and segments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fsml.report import Report, figure_canvas
+from fsml.report import figure_canvas, png
 
 CAUSE_TEXT = {
     "data_quality": "data quality: a pipeline break; an incident, automatic retraining held",
@@ -15,26 +15,19 @@ CAUSE_TEXT = {
     "prediction": "prediction drift: the champion's scores moved",
     "concept": "concept drift: matured labels show worse performance",
 }
+FIGURES = ("precision", "recall", "pr_auc")
 
 
-def causes_section(report: Report, summary: dict[str, Any]) -> None:
-    report.heading("Causes")
-    if not summary["causes"]:
-        report.paragraph(summary["verdict"] if summary["verdict"] != "measured" else "No cause found: healthy.")
-        return
-    rows = []
-    for cause in summary["causes"]:
-        for line in summary["evidence"].get(cause, []):
-            rows.append({"cause": CAUSE_TEXT[cause], "evidence": line})
-    report.table(rows)
+def causes_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"cause": CAUSE_TEXT[cause], "evidence": line}
+        for cause in summary["causes"]
+        for line in summary["evidence"].get(cause, [])
+    ]
 
 
-def tail_section(report: Report, tail: dict[str, Any]) -> None:
-    report.heading("Decision rate and upper tail")
-    if tail.get("status") != "measured":
-        report.paragraph(tail.get("status", "not measured"))
-        return
-    report.table(
+def tail_rows(tail: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
         {
             "measure": m["name"],
             "reference (validation and test)": f"{m['reference']:.3%}",
@@ -43,43 +36,38 @@ def tail_section(report: Report, tail: dict[str, Any]) -> None:
             "z (entity-clustered)": m["z"],
             "flagged": "yes" if m["flagged"] else "",
         }
-        for m in tail["measures"]
-    )
+        for m in tail.get("measures", [])
+    ]
 
 
-def performance_section(report: Report, performance: dict[str, Any]) -> None:
+def _band(band: dict[str, Any] | None) -> str:
+    return f"{band['value']:.3f} [{band['low']:.3f}, {band['high']:.3f}]" if band else ""
+
+
+def estimate_context(performance: dict[str, Any]) -> dict[str, Any]:
+    """The estimate's line and table, and, once labels matured, estimate against realised."""
     estimated = performance.get("estimated", {})
-    report.heading("Performance estimated before labels (CBPE)")
-    if estimated.get("status") != "estimated":
-        report.paragraph(estimated.get("status", "no estimate"))
-    else:
-        report.paragraph(
+    out: dict[str, Any] = {"status": estimated.get("status", "no estimate"), "rows": [], "compared": []}
+    if estimated.get("status") == "estimated":
+        out["line"] = (
             f"{estimated['rows']:,} champion rows, {estimated['expected_positives']:.1f} positives expected, "
             f"{estimated['flagged']:,} flagged at {estimated['threshold']:.4f}; band: central "
-            f"{estimated['level']:.0%} of {estimated['draws']} draws of calibration and labels."
+            f"{estimated['level']:.0%} of {estimated['draws']} draws of the calibration and of labels."
         )
-        report.table(_band_rows(estimated))
-    compared = performance.get("estimate_vs_realized")
+        out["rows"] = [{"figure": name, "estimate [band]": _band(estimated.get(name))} for name in FIGURES]
+    compared = performance.get("estimate_vs_realized") or {}
     if compared:
-        report.heading("Estimate against realised, on the rows whose labels matured")
-        report.table(
+        out["compared"] = [
             {
                 "figure": name,
-                "estimate": f"{c['value']:.3f} [{c['low']:.3f}, {c['high']:.3f}]",
-                "realised": f"{c['realized']:.3f}",
-                "within band": "yes" if c["within_band"] else "no",
+                "estimate [band]": _band(row),
+                "realised": f"{row['realized']:.3f}",
+                "within band": "yes" if row["within_band"] else "no",
             }
-            for name, c in compared.items()
-        )
-        report.figure(_estimate_plot(compared), "estimate (band) against realised")
-
-
-def _band_rows(estimated: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"figure": name, "estimate": band["value"], "low": band["low"], "high": band["high"]}
-        for name in ("precision", "recall", "pr_auc")
-        if (band := estimated.get(name))
-    ]
+            for name, row in compared.items()
+        ]
+        out["plot"] = png(_estimate_plot(compared))
+    return out
 
 
 def _estimate_plot(compared: dict[str, Any]):
@@ -97,16 +85,17 @@ def _estimate_plot(compared: dict[str, Any]):
     return fig
 
 
-def segments_section(report: Report, segments: dict[str, Any]) -> None:
+def segment_tables(segments: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table (and a plot of the largest feature distance) per segment column."""
+    out = []
     for column, view in segments.get("columns", {}).items():
-        report.heading(f"Segments by {column}")
         if "segments" not in view:
-            report.paragraph(view.get("status", ""))
+            out.append({"column": column, "status": view.get("status", ""), "rows": []})
             continue
         rows = []
         for s in view["segments"]:
-            estimated = s.get("performance", {}).get("estimated", {})
-            pr_auc = estimated.get("pr_auc") if isinstance(estimated, dict) else None
+            performance = s.get("performance", {})
+            estimated = performance.get("estimated", {})
             rows.append(
                 {
                     "segment": s["segment"],
@@ -114,16 +103,20 @@ def segments_section(report: Report, segments: dict[str, Any]) -> None:
                     "drifted": "yes" if s.get("drifted") else "",
                     "drifted features": ", ".join(s.get("drifted_features", [])) or s.get("status", ""),
                     "score distance": s.get("score_distance", ""),
-                    "estimated PR-AUC": f"{pr_auc['value']:.3f} [{pr_auc['low']:.3f}, {pr_auc['high']:.3f}]"
-                    if pr_auc
-                    else "",
-                    "realised PR-AUC": s.get("performance", {}).get("pr_auc", ""),
+                    "estimated PR-AUC": _band(estimated.get("pr_auc")) if isinstance(estimated, dict) else "",
+                    "realised PR-AUC": performance.get("pr_auc", ""),
                 }
             )
-        report.table(rows)
         measured = [s for s in view["segments"] if s.get("status") == "measured"]
-        if measured:
-            report.figure(_segment_plot(measured, column), "largest feature distance per segment")
+        out.append(
+            {
+                "column": column,
+                "status": "",
+                "rows": rows,
+                "plot": png(_segment_plot(measured, column)) if measured else None,
+            }
+        )
+    return out
 
 
 def _segment_plot(segments: list[dict[str, Any]], column: str):

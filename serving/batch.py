@@ -168,8 +168,7 @@ def _score_chunk(
     scores = bundle.predict_matrix(bundle.encoder.frame(features), num_threads=threads)
     columns = bundle.card.columns
     absent = features[columns].isna().to_numpy()
-    stored = [i for i, f in enumerate(bundle.card.features) if not f.on_demand]
-    all_missing = absent[:, stored].all(axis=1) if stored else np.zeros(len(absent), dtype=bool)
+    all_missing = bundle.all_missing(absent)
     out = part.sort_values(ROW, kind="mergesort").reset_index(drop=True)
     out["score"] = scores
     out["decision"] = decide_many(scores, bundle.card.threshold, all_missing, policy)

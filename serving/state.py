@@ -132,6 +132,7 @@ class ModelSlot:
             await self.follow_challenger(metrics)
             metrics.reloads.labels("ok").inc()
             metrics.model_version.labels(scorer.name).set(float(scorer.version))
+            metrics.model_loaded.set(1)
             log.info("serving %s version %s", scorer.name, scorer.version)
             return (previous.version if previous else None), scorer
 

@@ -7,6 +7,7 @@ thread count give the same booster bytes for the same data and parameters.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -85,8 +86,10 @@ def fit(
     config: TrainConfig,
     model_name: str,
     fingerprint: str,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
-    """Train on the train window, stop early on validation, evaluate on the test window."""
+    """Train on the train window, stop early on validation, evaluate on the test window;
+    ``on_iteration(done, num_boost_round)`` follows the boosting (a progress bar)."""
     features = vocabularies(parts["train"], _feature_infos(spec))
     encoder = FeatureEncoder(features)
     x = {name: encoder.frame(part) for name, part in parts.items()}
@@ -104,7 +107,7 @@ def fit(
         train_set,
         num_boost_round=config.num_boost_round,
         valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False), *_progress(on_iteration)],
     )
     best = booster.best_iteration or booster.current_iteration()
     text = booster.model_to_string(num_iteration=best)
@@ -158,6 +161,16 @@ def fit(
         importance={c: float(g) for c, g in zip(encoder.columns, gain, strict=True)},
         best_iteration=best,
     )
+
+
+def _progress(on_iteration: Callable[[int, int], None] | None) -> list[Callable[[Any], None]]:
+    if on_iteration is None:
+        return []
+
+    def callback(env: Any) -> None:  # lightgbm.callback.CallbackEnv
+        on_iteration(env.iteration + 1, env.end_iteration)
+
+    return [callback]
 
 
 def _feature_infos(spec: ServiceSpec) -> list[FeatureInfo]:
