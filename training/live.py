@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fsml.featurestore import LabelSource
+from fsml.tables import quote_name
 
 
 def live_scores(
@@ -32,22 +33,23 @@ def live_scores(
     """Both models' PR-AUC and ROC-AUC on the live rows they both scored, labels known at ``as_of``."""
     files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
     out: dict[str, Any] = {"log": str(directory), "rows": 0, "labelled_rows": 0, "positives": 0}
-    if not files or champion is None or not source.path.is_file():
+    if not files or champion is None or not source.exists():
         return out | {"status": "no live rows scored by both models"}
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     rows = con.execute(
-        f"""SELECT l."{source.id}" AS id, l.score, l.paired_score, l.route
+        f"""SELECT l.{quote_name(source.id)} AS id, l.score, l.paired_score, l.route
             FROM read_parquet(?, union_by_name = true) l
             WHERE l.model_version = ? AND l.paired_version = ? AND l.paired_score IS NOT NULL""",
         [files, challenger, champion],
     ).df()
     con.register("live", rows)
+    label, key, at = (quote_name(c) for c in (source.label, source.id, source.available_at))
     joined = con.execute(
-        f"""SELECT l.score, l.paired_score, CAST(s."{source.label}" AS BIGINT) AS label
-            FROM live l JOIN read_parquet(?) s ON l.id = CAST(s."{source.id}" AS VARCHAR)
-            WHERE CAST(s."{source.available_at}" AS TIMESTAMPTZ) <= ?""",
-        [str(source.path), as_of],
+        f"""SELECT l.score, l.paired_score, CAST(s.{label} AS BIGINT) AS label
+            FROM live l JOIN {source.relation()} s ON l.id = CAST(s.{key} AS VARCHAR)
+            WHERE CAST(s.{at} AS TIMESTAMPTZ) <= ?""",
+        [as_of],
     ).df()
     y = joined["label"].to_numpy(np.int64)
     out |= {

@@ -1,37 +1,41 @@
-"""One service, many worlds: generated data with a scenario applied, replayed through a real
-``fsml serve`` on a real Redis, and the prediction log of each replay kept apart.
+"""Many worlds on one Redis: generated data with a scenario applied, replayed as live traffic
+(scored and recorded, labels pushed as they mature) through a real ``fsml serve``, and the
+prediction log of each replay kept apart.
 
-A world is a seed's generated data; its champion is trained on the days before ``K`` (with the
-feature warm-up and the train, validation and test windows before it), and every scenario
-changes only rows from day ``K``, so one champion serves every scenario of its world. Another
-seed's world is published in the same home and its champion promoted; the running service
-follows the champion alias by itself.
+A world is a seed's generated data, its history pushed up to day ``K`` and its champion trained
+on the days before (with the feature warm-up and the train, validation and test windows before
+it). Every scenario changes only what happens from day ``K``, so one champion serves every
+scenario of its world; before each one the world is put back as it was at ``K`` (pushed rows,
+feature tables, an emptied and reloaded online store), because a replay pushes what it sends.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pyarrow.parquet as pq
+import redis
+from fsml.examples.fraud.history import push_history
 from fsml.examples.fraud.synthetic import GeneratorConfig, SyntheticData, generate, save
 from fsml.features.build import build_features
 from fsml.monitoring.current import Window, logged_window
 from fsml.monitoring.monitor import run_monitor
 from fsml.monitoring.replay import replay
 from fsml.serving.materialize import materialize
+from fsml.serving.process import ServerProcess
 from fsml.training.pipeline import train
 from fsml.training.promote import promote
 
+from fsml.atomic import staged_dir
 from fsml.featurestore import apply_repo
 from fsml.settings import Settings
+from fsml.tables import parquet_files
 
 DAYS, K = 75, 58  # 30 days of feature warm-up, 14 + 7 + 7 of train, validation and test, then traffic
 END = datetime.combine(date(2026, 11, 1), datetime.min.time(), tzinfo=UTC)
@@ -55,46 +59,53 @@ def config(seed: int) -> GeneratorConfig:
 @dataclass
 class Service:
     settings: Settings
-    url: str
     logs: Path  # each scenario's prediction log is moved under here
     data: SyntheticData | None = None
     seed: int = 0
 
+    @property
+    def _clean(self) -> Path:
+        return self.logs.parent / f"clean-seed{self.seed}"
+
     def use_world(self, seed: int) -> str:
-        """Publish the seed's clean data, train its champion before K, wait until it is served
-        (when the service runs)."""
+        """The seed's clean data pushed up to K, its tables built, its champion trained before K;
+        what the data directory holds then is kept to start each scenario from."""
         self.seed, self.data = seed, generate(config(seed))
-        self.publish(self.data)
+        save(self.data, config(seed), self.settings.raw_dir)
         apply_repo(self.settings)
+        shutil.rmtree(self.settings.data_dir / "events", ignore_errors=True)
+        push_history(self.settings, SINCE)
+        build_features(self.settings, until=SINCE, full=True)
         outcome = train(self.settings, as_of=SINCE)
         version = outcome.registered.version
         assert promote(self.settings, version=version, force=True, as_of=SINCE).promoted
-        if not self.url:
-            materialize(self.settings, end=SINCE)  # the service is ready once the store holds its rows
-            return version
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{self.url}/v1/model", timeout=5).json().get("version") != version:
-            assert time.monotonic() < deadline, "the service did not follow the champion alias"
-            time.sleep(0.2)
+        shutil.rmtree(self._clean, ignore_errors=True)
+        shutil.copytree(self.settings.data_dir / "events", self._clean / "events")
+        shutil.copytree(self.settings.features_dir.resolve(), self._clean / "features")
         return version
 
-    def publish(self, data: SyntheticData, edit: TableEdit | None = None) -> None:
-        """Raw tables and features of ``data``; ``edit`` breaks one published feature table."""
-        save(data, config(self.seed), self.settings.raw_dir)
-        build_features(self.settings.raw_dir, self.settings.features_dir)
+    def scenario(self, name: str, days: int, data: SyntheticData | None = None, edit: TableEdit | None = None) -> Path:
+        """The world as it was at K, ``data`` from K on (default: clean), ``edit`` breaking one
+        published feature table as a job outside the build's checks would; days K to K + ``days``
+        replayed through a service started on it. Returns the log of this replay, moved apart."""
+        settings = self.settings
+        save(data or self.data, config(self.seed), settings.raw_dir)  # type: ignore[arg-type]
+        shutil.rmtree(settings.data_dir / "events")
+        shutil.copytree(self._clean / "events", settings.data_dir / "events")
+        with staged_dir(settings.features_dir) as stage:
+            shutil.copytree(self._clean / "features", stage, dirs_exist_ok=True)
         if edit is not None:
-            path = self.settings.features_dir / f"{edit[0]}.parquet"
-            edit[1](pd.read_parquet(path)).to_parquet(path, index=False)
-
-    def replay(self, name: str, days: int) -> Path:
-        """Days K to K + ``days`` through the service; the log of this replay, moved apart."""
-        sent = replay(self.settings, K, K + days, self.url)
-        assert sent["failed"] == 0, sent
-        live = self.settings.prediction_log_dir
-        deadline = time.monotonic() + 30
-        while _rows(live) < sent["sent"]:
-            assert time.monotonic() < deadline, f"{_rows(live)} of {sent['sent']} rows logged"
-            time.sleep(0.2)
+            for part in parquet_files(settings.features_dir / edit[0]):
+                edit[1](pd.read_parquet(part)).to_parquet(part, index=False)
+        client = redis.Redis.from_url(settings.redis_url)
+        client.flushdb()
+        client.close()
+        materialize(settings, end=SINCE)
+        with ServerProcess(settings) as server:
+            sent = replay(settings, SINCE, SINCE + timedelta(days=days), server.url, labels_until=END)
+        assert sent["failed"] == 0 and sent["recorded"] == sent["sent"], sent
+        live = settings.prediction_log_dir
+        assert _rows(live) == sent["sent"], f"{_rows(live)} of {sent['sent']} rows logged"
         kept = self.logs / f"{name}-seed{self.seed}"
         shutil.move(live, kept)
         return kept

@@ -1,5 +1,5 @@
-"""The monitor names the cause of what it sees, on traffic served by a real ``fsml serve`` on a
-real Redis, for scenarios the generator makes (``fsml.examples.fraud.scenarios``):
+"""The monitor names the cause of what it sees, on traffic replayed as live traffic through a real
+``fsml serve`` on a real Redis, for scenarios the generator makes (``fsml.examples.fraud.scenarios``):
 
 | scenario | expected verdict |
 | --- | --- |
@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from fsml.examples.fraud import scenarios
 from fsml.monitoring.watch import run_once
-from fsml.serving.process import ServerProcess
 from pydantic import SecretStr
 
 from fsml.redis_server import RedisServer
@@ -45,11 +44,9 @@ def service(tmp_path_factory: pytest.TempPathFactory):
     redis = RedisServer(root / "redis").start()
     settings = make_settings(root / "home", redis.url, api_key=SecretStr(API_KEY), reload_poll_seconds=0.5, **WINDOWS)
     try:
-        world = Service(settings, "", root / "logs")
+        world = Service(settings, root / "logs")
         world.use_world(SEED)
-        with ServerProcess(settings) as server:
-            world.url = server.url
-            yield world
+        yield world
     finally:
         redis.stop()
 
@@ -62,8 +59,7 @@ def results(service: Service) -> dict[str, dict[str, Any]]:
     tx = clean.transactions
 
     def run(name: str, days: int, data=None, edit=None, hours: float = 168) -> Path:
-        service.publish(data or clean, edit)
-        logs = service.replay(name, days)
+        logs = service.scenario(name, days, data, edit)
         out[name] = service.monitor(logs, min(hours, days * 24))
         return logs
 
@@ -81,7 +77,7 @@ def results(service: Service) -> dict[str, dict[str, Any]]:
     run("the fraud stops (tail only)", 7, replace(clean, transactions=scenarios.fraud_stops(tx, SINCE)))
     for seed in CONTROL_SEEDS:
         service.use_world(seed)
-        logs = service.replay("control", 7)
+        logs = service.scenario("control", 7)
         for age, hours in AGES.items():
             out[f"control, {age}, seed {seed}"] = service.monitor(logs, hours)
     print("\n" + table(out))

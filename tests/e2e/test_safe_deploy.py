@@ -43,6 +43,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, world: World):
         version = root / "home" / "data" / f"{name}.versions" / "copy"
         shutil.copytree(world.settings.data_dir / name, version)
         (root / "home" / "data" / name).symlink_to(version.relative_to(root / "home" / "data"))
+    shutil.copytree(world.settings.data_dir / "events", root / "home" / "data" / "events")
     redis = RedisServer(root / "redis").start()
     settings = make_settings(root / "home", redis.url, api_key=SecretStr(API_KEY), reload_poll_seconds=0.5)
     try:
@@ -61,6 +62,7 @@ def _requests(settings: Settings, count: int = 1_500) -> list[dict[str, Any]]:
     """Transactions whose labels matured by AS_OF, sent as if they happened now (fresh features):
     the frauds among them, and the latest others, so the live gate has positives to count."""
     tx = pd.read_parquet(settings.raw_dir / "transactions.parquet")
+    tx = tx.merge(pd.read_parquet(settings.raw_dir / "labels.parquet"), on="transaction_id")
     tx = tx[tx["label_available_at"] <= AS_OF]
     frauds = tx[tx["is_fraud"] == 1].tail(count // 10)
     tx = pd.concat([frauds, tx[tx["is_fraud"] == 0].tail(count - len(frauds))]).sort_values("timestamp")
@@ -160,16 +162,23 @@ def test_shadow_canary_live_gate_and_rollback(deployment) -> None:
         assert any(e["event"] == "rollback" and e["to_version"] == champion for e in events)
 
 
-def test_a_canary_that_crosses_a_threshold_is_rolled_back_by_itself(deployment) -> None:
+@pytest.mark.parametrize(
+    ("limit", "crossed"),
+    [
+        ({"FSML_CANARY_MAX_P99_MS": "0.000001"}, "p99"),  # any real scoring time crosses it
+        ({"FSML_CANARY_MAX_SCORE_DISTANCE": "0.000001"}, "scores"),  # another model's scores cross it
+    ],
+)
+def test_a_canary_that_crosses_a_threshold_is_rolled_back_by_itself(
+    deployment, limit: dict[str, str], crossed: str
+) -> None:
     settings, champion, challenger = deployment
     client = registry.client(settings)
     name = settings.model_name(settings.feature_service)
     client.set_registered_model_alias(name, registry.CHALLENGER, challenger)  # the challenger again
-    env = {
-        "FSML_CANARY_FRACTION": str(CANARY),
-        "FSML_CANARY_MIN_ROWS": "20",
-        "FSML_CANARY_MAX_P99_MS": "0.000001",  # any real scoring time crosses it
-    }
+    if client.get_model_version(name, challenger).tags.get(registry.CANARY_ROLLED_BACK):  # an earlier case's
+        client.delete_model_version_tag(name, challenger, registry.CANARY_ROLLED_BACK)
+    env = {"FSML_CANARY_FRACTION": str(CANARY), "FSML_CANARY_MIN_ROWS": "20", **limit}
     rows = _requests(settings, 600)
     with ServerProcess(settings, extra_env=env) as server:
         first = _send(server.url, rows[:100])
@@ -183,10 +192,10 @@ def test_a_canary_that_crosses_a_threshold_is_rolled_back_by_itself(deployment) 
         metrics = httpx.get(server.url + "/metrics", timeout=5).text
         assert 'fsml_canary_rollbacks_total{model="fraud_model_v1"} 1.0' in metrics
     reason = client.get_model_version(name, challenger).tags[registry.CANARY_ROLLED_BACK]
-    assert reason.startswith("p99")
+    assert reason.startswith(crossed)
     events = [json.loads(x) for x in (settings.monitoring_dir / "triggers.jsonl").read_text().splitlines()]
-    rollback = next(e for e in events if e["event"] == "canary")
+    rollback = [e for e in events if e["event"] == "canary"][-1]
     assert rollback["outcome"] == "rolled back" and rollback["challenger_version"] == challenger
-    assert rollback["rows"] >= 20 and rollback["p99_ms"] > 0
+    assert rollback["rows"] >= 20 and rollback["p99_ms"] > 0 and rollback["score_distance"] > 0
     refused = promote(settings, version=challenger, as_of=AS_OF)
     assert not refused.promoted and "rolled back during its canary" in refused.reason
