@@ -75,6 +75,10 @@ class Challenger:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set = field(default_factory=set)  # rollbacks under way (a reference keeps them alive)
     _timer: asyncio.TimerHandle | None = None
+    _draw: random.Random = field(init=False)  # which rows are shadowed: seeded, so a run repeats
+
+    def __post_init__(self) -> None:
+        self._draw = random.Random(self.settings.seed)
 
     @property
     def version(self) -> str:
@@ -135,7 +139,7 @@ class Challenger:
         if fraction <= 0:
             return
         room = self.settings.shadow_queue_rows - len(self.queue)
-        picked = items if fraction >= 1 else [item for item in items if random.random() < fraction]
+        picked = items if fraction >= 1 else [item for item in items if self._draw.random() < fraction]
         if len(picked) > room:
             self.metrics.challenger_dropped.labels(self.model).inc(len(picked) - max(room, 0))
             picked = picked[: max(room, 0)]

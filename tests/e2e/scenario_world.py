@@ -6,7 +6,8 @@ A world is a seed's generated data, its history pushed up to day ``K`` and its c
 on the days before (with the feature warm-up and the train, validation and test windows before
 it). Every scenario changes only what happens from day ``K``, so one champion serves every
 scenario of its world; before each one the world is put back as it was at ``K`` (pushed rows,
-feature tables, an emptied and reloaded online store), because a replay pushes what it sends.
+feature tables, Feast's registry, an emptied and reloaded online store), because a replay pushes
+what it sends and moves the store's clock.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ class Service:
         what the data directory holds then is kept to start each scenario from."""
         self.seed, self.data = seed, generate(config(seed))
         save(self.data, config(seed), self.settings.raw_dir)
+        self._registry.unlink(missing_ok=True)  # another world's materializations
         apply_repo(self.settings)
         shutil.rmtree(self.settings.data_dir / "events", ignore_errors=True)
+        self._flush()  # the ids pushed in another world's replays
         push_history(self.settings, SINCE)
         build_features(self.settings, until=SINCE, full=True)
         outcome = train(self.settings, as_of=SINCE)
@@ -82,7 +85,13 @@ class Service:
         shutil.rmtree(self._clean, ignore_errors=True)
         shutil.copytree(self.settings.data_dir / "events", self._clean / "events")
         shutil.copytree(self.settings.features_dir.resolve(), self._clean / "features")
+        shutil.copy2(self._registry, self._clean / "registry.db")  # no materialization recorded yet
         return version
+
+    @property
+    def _registry(self) -> Path:
+        """Feast's registry: it records how far each view was materialized."""
+        return self.settings.home / "feast" / f"registry_{self.settings.env}.db"
 
     def scenario(self, name: str, days: int, data: SyntheticData | None = None, edit: TableEdit | None = None) -> Path:
         """The world as it was at K, ``data`` from K on (default: clean), ``edit`` breaking one
@@ -97,9 +106,8 @@ class Service:
         if edit is not None:
             for part in parquet_files(settings.features_dir / edit[0]):
                 edit[1](pd.read_parquet(part)).to_parquet(part, index=False)
-        client = redis.Redis.from_url(settings.redis_url)
-        client.flushdb()
-        client.close()
+        shutil.copy2(self._clean / "registry.db", self._registry)
+        self._flush()
         materialize(settings, end=SINCE)
         with ServerProcess(settings) as server:
             sent = replay(settings, SINCE, SINCE + timedelta(days=days), server.url, labels_until=END)
@@ -109,6 +117,12 @@ class Service:
         kept = self.logs / f"{name}-seed{self.seed}"
         shutil.move(live, kept)
         return kept
+
+    def _flush(self) -> None:
+        """An empty online store: pushed ids (dedupe), window events, snapshots."""
+        client = redis.Redis.from_url(self.settings.redis_url)
+        client.flushdb()
+        client.close()
 
     def monitor(self, logs: Path, hours: float, **overrides: Any) -> dict[str, Any]:
         """The monitor on the first ``hours`` of a replay, with labels as known at the data's end."""
