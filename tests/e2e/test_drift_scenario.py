@@ -139,7 +139,10 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 assert client.get("/v1/model").json()["version"] == new
 
-            second = run_once(loop, now=END)  # the drift is still in the log: the cooldown holds
-            assert second["retrain"]["started"] is False and "cooldown" in second["retrain"]["skipped"]
+            # No second retraining: the monitor judges the new champion on the rows it answered
+            # (too few yet: no verdict); had anything triggered, the cooldown would hold it.
+            second = run_once(loop, now=END)
+            retrained = second["retrain"]
+            assert retrained is None or (retrained["started"] is False and "cooldown" in retrained["skipped"]), second
     finally:
         redis.stop()
