@@ -36,6 +36,23 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: a SQLite store under FSML_HOME."
     )
+    redis_type: Literal["redis", "redis_cluster"] = Field(
+        "redis", description="Feast's redis_type: REDIS_URL names the server, or any node of a Redis Cluster."
+    )
+
+    # Where batch work runs (feature build, training sets, training, batch scoring).
+    engine: Literal["local", "ray"] = Field("local", description="local: this process; ray: Ray tasks.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "FSML_RAY_ADDRESS"),
+        description="A running Ray cluster (ray://host:10001 or host:6379); default: a local Ray.",
+    )
+    ray_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray; default: all of them.")
+    ray_task_retries: int = Field(3, ge=0, description="Retries of a Ray task whose worker died.")
+    ray_train_workers: int = Field(2, gt=0, description="LightGBM workers of a distributed training.")
+    partition_rows: int = Field(
+        250_000, gt=0, description="Entity rows per partition of a distributed training-set join."
+    )
 
     # Training: windows are counted back from the newest matured label before the as-of time.
     seed: int = 42
@@ -163,7 +180,12 @@ class Settings(BaseSettings):
 
     def feast_environ(self) -> dict[str, str]:
         """Variables that ``feature_store.yaml`` and the feature definitions expand."""
-        return {"FSML_HOME": str(self.home), "FSML_ENV": self.env, "REDIS_URL": self.redis_url}
+        return {
+            "FSML_HOME": str(self.home),
+            "FSML_ENV": self.env,
+            "REDIS_URL": self.redis_url,
+            "FSML_REDIS_TYPE": self.redis_type,
+        }
 
     def export(self) -> None:
         """Put the resolved values into ``os.environ`` for Feast and child processes."""
