@@ -67,6 +67,11 @@ def ray_session(settings: Settings) -> Iterator[Any]:
         ray.shutdown()
 
 
+def engine_session(settings: Settings) -> contextlib.AbstractContextManager[Any]:
+    """One Ray session around several steps of a command (nothing for the local engine)."""
+    return ray_session(settings) if settings.engine == "ray" else contextlib.nullcontext()
+
+
 def ray_cpus(ray: Any) -> int:
     """CPUs of the connected cluster: what sizes partitions and workers."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -102,9 +107,11 @@ def ordered_results(
                 note(f"{what} {done + 1} of {total} (Ray)", done, total)
                 yield _get(ray, ref, what)
             note("done", total, total)
-        finally:
-            for ref in refs:  # a failed or abandoned job stops its remaining tasks
-                ray.cancel(ref, force=True)
+        except BaseException:  # a failed or abandoned job stops the tasks still running
+            _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in running:
+                ray.cancel(ref)
+            raise
 
 
 def _local(

@@ -24,6 +24,9 @@ from fsml.featurestore import ServiceSpec
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from fsml.settings import Settings
+    from fsml.stores.partition import Bucket
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
@@ -64,22 +67,41 @@ class Windows:
 
 def entity_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime) -> pd.DataFrame:
     """Labelled rows with ``start <= timestamp < end`` whose label is known at ``as_of``."""
+    return label_frame(spec, *entity_query(spec, start, end, as_of))
+
+
+def entity_query(
+    spec: ServiceSpec,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    bucket: Bucket | None = None,
+    count: bool = False,
+) -> tuple[str, list[object]]:
+    """The SQL of ``entity_rows`` (optionally only the rows of one key bucket, or their count)."""
+    src = spec.label_source
+    keep = [src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)]
+    columns = ", ".join(f'"{c}"' for c in dict.fromkeys(keep))
+    label = f'CAST("{src.label}" AS BIGINT) AS label'
+    select = "count(*)" if count else f'{columns}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp, {label}'
+    where = f" AND {bucket.entity_predicate()}" if bucket else ""
+    order = "" if count else f' ORDER BY "{src.timestamp}", "{src.id}"'
+    query = f"""
+        SELECT {select}
+        FROM read_parquet(?)
+        WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ? AND "{src.available_at}" <= ?{where}{order}
+    """
+    return query, [str(src.path), start, end, as_of]
+
+
+def label_frame(spec: ServiceSpec, query: str, params: list[object]) -> pd.DataFrame:
     src = spec.label_source
     if not src.path.is_file():
         raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
-    keep = [src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)]
-    columns = ", ".join(f'"{c}"' for c in dict.fromkeys(keep))
-    query = f"""
-        SELECT {columns}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp,
-               CAST("{src.label}" AS BIGINT) AS label
-        FROM read_parquet(?)
-        WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ? AND "{src.available_at}" <= ?
-        ORDER BY "{src.timestamp}", "{src.id}"
-    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        return con.execute(query, [str(src.path), start, end, as_of]).df()
+        return con.execute(query, params).df()
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 
@@ -176,26 +198,37 @@ def first_timestamp(spec: ServiceSpec) -> datetime | None:
 
 
 def build_training_set(
-    store: FeatureStore, spec: ServiceSpec, windows: Windows, warmup_days: float = 0.0
+    store: FeatureStore,
+    spec: ServiceSpec,
+    windows: Windows,
+    warmup_days: float = 0.0,
+    settings: Settings | None = None,
 ) -> TrainingSet:
     """Entity rows of the windows with their point-in-time features, split, checked, hashed.
 
     Rows within ``warmup_days`` of the first data are left out: their window features (30 days
     of merchant history, say) are still filling up, so they would teach the model, and give the
-    monitor as a reference, a distribution that live traffic never has.
+    monitor as a reference, a distribution that live traffic never has. With ``settings`` of
+    the Ray engine, the join runs in partitions on the cluster (``fsml.training.partitions``)
+    and gives the same frame.
     """
     start = windows.start
     first = first_timestamp(spec) if warmup_days > 0 else None
     if first is not None:
         start = max(start, first + timedelta(days=warmup_days))
-    entities = entity_rows(spec, start, windows.as_of, windows.as_of)
-    if entities.empty:
+    if settings is not None and settings.engine == "ray":
+        from fsml.training.partitions import partitioned_features
+
+        frame = partitioned_features(settings, spec, start, windows.as_of)
+    else:
+        entities = entity_rows(spec, start, windows.as_of, windows.as_of)
+        frame = labelled_features(store, spec, entities) if len(entities) else entities
+    if frame.empty:
         raise FsmlError(
             f"empty time window: no labelled {spec.label_source.name} rows between "
             f"{windows.start.isoformat()} and {windows.as_of.isoformat()}"
         )
-    log.info("building a training set of %d rows through %s", len(entities), spec.name)
-    frame = labelled_features(store, spec, entities)
+    log.info("built a training set of %d rows through %s", len(frame), spec.name)
     parts = split(frame, windows)
     null_rates = check_training_set(parts, spec)
     columns = [spec.label_source.id, "event_timestamp", *spec.join_keys, "label", *spec.columns]

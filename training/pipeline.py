@@ -19,6 +19,7 @@ from fsml.training.report import training_report
 from fsml.training.train import TrainConfig, TrainedModel, fit
 
 from fsml import atomic
+from fsml.distributed import engine_session
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
 from fsml.registry import Registered, register_training
@@ -64,7 +65,7 @@ def prepare(settings: Settings, feature_service: str, as_of: datetime) -> tuple[
     store = open_store(settings)
     spec = describe_service(store, feature_service)
     windows = windows_for(settings, as_of)
-    return spec, windows, build_training_set(store, spec, windows, settings.feature_warmup_days)
+    return spec, windows, build_training_set(store, spec, windows, settings.feature_warmup_days, settings)
 
 
 def train(
@@ -76,18 +77,13 @@ def train(
     timings: dict[str, float] = {}
     name = feature_service or settings.feature_service
     as_of = as_of or default_as_of()
-    with timed(timings, "training_set"):
-        spec, windows, training_set = prepare(settings, name, as_of)
     config = TrainConfig.from_settings(settings)
-    with timed(timings, "fit"):
-        trained = fit(
-            training_set.parts,
-            spec,
-            windows,
-            config,
-            settings.model_name(name),
-            training_set.fingerprint,
-        )
+    with engine_session(settings):
+        with timed(timings, "training_set"):
+            spec, windows, training_set = prepare(settings, name, as_of)
+        with timed(timings, "fit"):
+            model_name = settings.model_name(name)
+            trained = fit(training_set.parts, spec, windows, config, model_name, training_set.fingerprint, settings)
     with timed(timings, "register"), tempfile.TemporaryDirectory() as tmp:
         artifacts = _write_artifacts(Path(tmp), trained, training_set)
         registered = register_training(
@@ -130,7 +126,15 @@ def _params(settings: Settings, config: TrainConfig, spec: ServiceSpec, windows:
         "valid_days": settings.valid_days,
         "test_days": settings.test_days,
         "feature_warmup_days": settings.feature_warmup_days,
+        **engine_params(settings),
     }
+
+
+def engine_params(settings: Settings) -> dict[str, Any]:
+    """What else decides the model's bytes: the engine and, on Ray, how many workers split the rows."""
+    if settings.engine == "ray":
+        return {"engine": "ray", "ray_train_workers": settings.ray_train_workers}
+    return {"engine": settings.engine}
 
 
 def _tags(
@@ -142,6 +146,7 @@ def _tags(
         "fsml.kind": "training",
         "fsml.reason": reason,
         "fsml.env": settings.env,
+        "fsml.engine": settings.engine,
         "feast.project": settings.feast_project,
         "feast.feature_service": spec.name,
         "fsml.data_fingerprint": training_set.fingerprint,

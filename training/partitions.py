@@ -1,0 +1,85 @@
+"""A training set's point-in-time join cut into partitions, for a Ray cluster.
+
+The labelled entity rows are cut by a hash of the entity keys (``fsml.stores.partition``) and
+by time. Each partition is a task: it reads its own entity rows from the label source (a path
+every node sees), and joins them through Feast with the repo's offline store, as the local
+engine does, except that the feature rows read are those of its bucket and time range. The
+driver concatenates the partitions and sorts them the way ``labelled_features`` does (time,
+then the label source's id, a total order), so the frame, and its fingerprint, are the local
+engine's exactly; a test compares them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from fsml.training.dataset import check_offline_tables, entity_query, label_frame
+
+from fsml.distributed import Progress, ordered_results, ray_cpus, ray_session
+from fsml.errors import FsmlError
+from fsml.featurestore import ServiceSpec, open_store
+from fsml.settings import Settings
+from fsml.stores.duckdb import AsofRetrievalJob
+from fsml.stores.partition import Bucket, partition_keys
+
+log = logging.getLogger(__name__)
+
+
+def partitioned_features(
+    settings: Settings, spec: ServiceSpec, start: datetime, as_of: datetime, progress: Progress | None = None
+) -> pd.DataFrame:
+    """``labelled_features`` of the rows ``entity_rows(spec, start, as_of, as_of)`` would give."""
+    keys, types = partition_keys(open_store(settings), spec.name)
+    rows = int(label_frame(spec, *entity_query(spec, start, as_of, as_of, count=True)).iloc[0, 0])
+    if rows == 0:
+        return pd.DataFrame()
+    with ray_session(settings) as ray:
+        buckets = ray_cpus(ray) if keys else 1
+        slices = max(1, math.ceil(rows / settings.partition_rows / buckets))
+        step = (as_of - start) / slices
+        tasks = [
+            (Bucket(keys, types, buckets, b) if buckets > 1 else None, start + step * t, start + step * (t + 1))
+            for t in range(slices)
+            for b in range(buckets)
+        ]
+        tasks[-buckets:] = [(bucket, low, as_of) for bucket, low, _ in tasks[-buckets:]]  # no rounding gap
+        log.info("training-set join in %d partitions (%d buckets × %d time slices)", len(tasks), buckets, slices)
+        shared = (settings, spec, as_of)
+        parts = [p for p in ordered_results(settings, partition_join, shared, tasks, progress, "partition") if p]
+    table = pa.concat_tables(parts, promote_options="permissive")
+    frame = table.to_pandas()
+    order = ["event_timestamp", spec.label_source.id]
+    return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
+
+
+@lru_cache(maxsize=2)
+def _store(settings_json: str) -> Any:
+    return open_store(Settings.model_validate_json(settings_json))
+
+
+def partition_join(
+    shared: tuple[Settings, ServiceSpec, datetime], bucket: Bucket | None, low: datetime, high: datetime
+) -> pa.Table | None:
+    """One partition's labelled rows with their features (None when it has no rows)."""
+    settings, spec, as_of = shared
+    sql, params = entity_query(spec, low, high, as_of, bucket=bucket)
+    entities = label_frame(spec, sql, params)
+    if entities.empty:
+        return None
+    check_offline_tables(spec)
+    store = _store(settings.model_dump_json())
+    try:
+        job = store.get_historical_features(
+            entity_df=entities, features=store.get_feature_service(spec.name), full_feature_names=True
+        )
+        if isinstance(job, AsofRetrievalJob):
+            job = job.partitioned(bucket)
+        return job.to_arrow()
+    except Exception as exc:  # the offline store's many error types, reported in one line
+        raise FsmlError(f"point-in-time join through {spec.name} failed: {type(exc).__name__}: {exc}") from exc
