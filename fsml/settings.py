@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
 
 Environment = Literal["dev", "staging", "prod"]
 
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError("must be a redis:// or rediss:// URL")
         return url
+
+    @model_validator(mode="after")
+    def _cluster_database(self) -> Settings:
+        if self.redis_type == "redis_cluster" and (parse_url(self.redis_url).get("db") or 0) != 0:
+            raise ValueError("REDIS_URL: a Redis Cluster has only database 0")
+        return self
 
     @model_validator(mode="after")
     def _feature_repo_exists(self) -> Settings:

@@ -142,16 +142,18 @@ class OnlineReader:
         """The HMGETs for ``rows``, entity by entity, row by row."""
         return [(self.redis_key(e, row), e.fields) for row in rows for e in self.entities]
 
-    def payload(self, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
-        """The same HMGETs as one RESP payload (field arguments packed once per model)."""
-        parts = []
+    def requests(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], list[bytes]]:
+        """The same HMGETs in RESP (field arguments packed once per model), and their keys,
+        which a Redis Cluster client routes by."""
+        parts, keys = [], []
         for row in rows:
             for e in self.entities:
                 key = self.redis_key(e, row)
+                keys.append(key)
                 parts.append(
                     b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (len(e.fields) + 2, len(key), key, e.packed_fields)
                 )
-        return b"".join(parts), len(parts)
+        return parts, keys
 
     def assemble(
         self,

@@ -77,10 +77,13 @@ def _expire(future: asyncio.Future) -> None:
 
 
 class RedisClient:
-    def __init__(self, url: str, timeout: float = 0.5, connections: int = 2) -> None:
+    def __init__(
+        self, url: str, timeout: float = 0.5, connections: int = 2, node: tuple[str, int] | None = None
+    ) -> None:
+        """A client of the server in ``url``, or of ``node`` (host, port) with the URL's credentials."""
         options = parse_url(url)
-        self.host = options.get("host", "localhost")
-        self.port = int(options.get("port", 6379))
+        self.host = node[0] if node else options.get("host", "localhost")
+        self.port = node[1] if node else int(options.get("port", 6379))
         self.db = int(options.get("db", 0) or 0)
         self.username = options.get("username")
         self.password = options.get("password")
@@ -118,7 +121,9 @@ class RedisClient:
                     raise ConnectionError(f"Redis refused the connection set-up: {reply}")
         return protocol
 
-    async def _call(self, payload: bytes, expected: int) -> list[Any]:
+    async def _call(self, payload: bytes, expected: int, reply_errors: bool = False) -> list[Any]:
+        """The replies of ``expected`` commands; an error reply raises unless ``reply_errors``
+        (a cluster client reads MOVED and ASK replies itself)."""
         try:
             protocol = await self._connection()
             future = protocol.send(payload, expected)
@@ -130,14 +135,19 @@ class RedisClient:
                 timer.cancel()
         except (TimeoutError, OSError) as exc:
             raise ConnectionError(f"Redis at {self.host}:{self.port} unavailable: {exc or type(exc).__name__}") from exc
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                raise ConnectionError(f"Redis error: {reply}")
+        if not reply_errors:
+            for reply in replies:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise ConnectionError(f"Redis error: {reply}")
         return replies
 
-    async def send_payload(self, payload: bytes, commands: int) -> list[Any]:
+    async def send_payload(self, payload: bytes, commands: int, reply_errors: bool = False) -> list[Any]:
         """Replies of ``commands`` commands already encoded as one RESP ``payload``."""
-        return await self._call(payload, commands)
+        return await self._call(payload, commands, reply_errors)
+
+    async def execute(self, commands: list[bytes], keys: list[bytes]) -> list[Any]:
+        """Replies of RESP-encoded ``commands`` (on ``keys``), pipelined."""
+        return await self._call(b"".join(commands), len(commands))
 
     async def ping(self) -> bool:
         return (await self._call(pack(b"PING"), 1))[0] in (b"PONG", "PONG")

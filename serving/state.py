@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
+from fsml.serving.redis_cluster import ClusterClient
 from fsml.serving.scorer import Scorer, champion_version, load_champion
 
 from fsml.errors import FsmlError
@@ -21,16 +22,20 @@ log = logging.getLogger(__name__)
 ONLINE_STORE_ERRORS = (ConnectionError, TimeoutError, OSError)
 
 
-def redis_client(settings: Settings) -> RedisClient:
-    """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back."""
-    return RedisClient(settings.redis_url, timeout=settings.redis_timeout_ms / 1000)
+def redis_client(settings: Settings) -> RedisClient | ClusterClient:
+    """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back;
+    with ``FSML_REDIS_TYPE=redis_cluster``, routes each read to the node serving its key."""
+    timeout = settings.redis_timeout_ms / 1000
+    if settings.redis_type == "redis_cluster":
+        return ClusterClient(settings.redis_url, timeout=timeout)
+    return RedisClient(settings.redis_url, timeout=timeout)
 
 
 @dataclass
 class ServiceState:
     settings: Settings
     inputs: tuple[Input, ...]
-    redis: RedisClient
+    redis: RedisClient | ClusterClient
     metrics: Metrics = field(default_factory=Metrics)
     scorer: Scorer | None = None
     load_error: str | None = None

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _FAST_UNITS = ("s", "ms", "us")
 
@@ -38,8 +39,8 @@ def python_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
         zone = _zone(kind.tz)
     except LookupError:
         return column.to_pylist()
-    micros = column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    index = pd.DatetimeIndex(np.asarray(micros, dtype="int64").astype("datetime64[us]"))
+    micros = pc.fill_null(column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64()), 0)
+    index = pd.DatetimeIndex(micros.to_numpy(zero_copy_only=False).astype("datetime64[us]"))
     if zone is not None:  # the stored values are UTC instants, shown in the column's zone
         index = index.tz_localize(ZoneInfo("UTC")).tz_convert(zone) if kind.tz != "UTC" else index.tz_localize(zone)
     values = index.to_pydatetime()

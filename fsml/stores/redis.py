@@ -2,7 +2,10 @@
 
 Stock Feast only understands ``host:port,db=0,password=...``; the platform's contract is a
 ``REDIS_URL``. The key layout, value encoding and every read and write path stay Feast's own,
-so data written here is read back unchanged by stock ``get_online_features``.
+so data written here is read back unchanged by stock ``get_online_features``. With Feast's
+``redis_type: redis_cluster`` the URL names any node of the cluster: Feast's cluster client
+finds the others, and the keys are the same (one hash per entity key, so all of an entity's
+features live in one slot).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ def parse_connection_string(connection_string: str) -> tuple[list[dict[str, Any]
         return _FeastRedisOnlineStore._parse_connection_string(connection_string)
     kwargs = parse_url(connection_string)
     node = {"host": kwargs.pop("host", "localhost"), "port": kwargs.pop("port", 6379)}
+    if not kwargs.get("db"):  # database 0 is the default, and the only one a cluster has
+        kwargs.pop("db", None)
     return [node], kwargs
 
 

@@ -25,7 +25,7 @@ async def score_rows(
         for row in rows:
             row[reader.time_field] = utc(row.get(reader.time_field))
     try:
-        replies = await state.redis.send_payload(*reader.payload(rows))
+        replies = await state.redis.execute(*reader.requests(rows))
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None
