@@ -16,7 +16,7 @@ from pathlib import Path
 from fsml.examples.fraud.synthetic import GeneratorConfig
 
 import fsml  # noqa: F401  (typeguard switch before Feast)
-from fsml.redis_server import RedisServer
+from fsml.redis_server import RedisServer, server_binary
 from fsml.settings import Settings
 
 END = date(2026, 11, 1)  # fixed, so that runs on different days measure the same data
@@ -76,7 +76,7 @@ def machine() -> dict[str, object]:
     if Path("/proc/meminfo").exists():
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kb / 1024 / 1024:.1f} GiB"
-    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2:3]
+    redis = subprocess.run([server_binary(), "--version"], capture_output=True, text=True).stdout.split()[2:3]
     wrk = shutil.which("wrk")
     return {
         "cpu": cpu,

@@ -7,7 +7,7 @@ timestamps cannot be used are written with the reason to a side file, never drop
 The input is a file, a directory or a glob of Parquet files; a directory or a glob gives a
 directory of outputs with the same relative paths (``date=.../part-0.parquet`` stays so), and
 the rejected rows under ``_rejected/`` (a name dataset readers skip). Each file is cut into
-slices by a hash of its entity keys, about ``FSML_SCORE_CHUNK_ROWS`` rows each
+slices by ranges of an entity key, about ``FSML_SCORE_CHUNK_ROWS`` rows each
 (``fsml.serving.batch_task``); slices run in threads here or as Ray tasks (``FSML_ENGINE``), and
 are written as row groups in slice order as they finish, rows of a slice in input order.
 Every output is written under a temporary name and renamed into place once all slices have
@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsml.serving.batch_rows import check_columns
@@ -39,8 +38,7 @@ from fsml.distributed import ordered_results
 from fsml.errors import FsmlError
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.settings import Settings
-from fsml.stores.duckdb import quote_name
-from fsml.stores.partition import partition_keys
+from fsml.stores.partition import key_ranges, partition_key
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +65,20 @@ def score_file(
     time_field = _time_field(spec)
     found = {o.source: _check_input(o.source, spec, time_field) for o in outputs}
     rows = {path: count for path, (count, _) in found.items()}
-    keys, types = partition_keys(store, spec.name)
+    key, key_type = partition_key(store, spec.name)
     threads = (os.cpu_count() or 1) if settings.engine == "local" else 1
-    slices = [
-        Slice(str(o.source), index, count, found[o.source][1])
-        for o in outputs
-        for count in [max(1, -(-rows[o.source] // settings.score_chunk_rows))]
-        for index in range(count)
-    ]
-    window = _window([o.source for o in outputs], time_field) if settings.engine == "local" else None
+    slices = []
+    for o in outputs:
+        count = -(-rows[o.source] // settings.score_chunk_rows)
+        ranges = key_ranges(key, key_type, "read_parquet($1)", [str(o.source)], count) if count > 1 else [None]
+        slices += [Slice(str(o.source), part, found[o.source][1]) for part in ranges]
     plan = ScoringPlan(
-        key=hashlib.sha256(f"{settings.model_dump_json()}|{bundle.version}|{window}".encode()).hexdigest(),
+        key=hashlib.sha256(f"{settings.model_dump_json()}|{bundle.version}".encode()).hexdigest(),
         settings=settings,
         booster_text=bundle.booster_text,
         card_json=bundle.card.model_dump_json(),
         version=bundle.version,
         time_field=time_field,
-        bucket_keys=keys,
-        bucket_types=types,
-        window=window,
         predict_threads=max(1, threads // max(1, min(threads, len(slices)))),
     )
     if settings.engine == "local":
@@ -161,22 +154,6 @@ def _check_input(path: Path, spec: ServiceSpec, time_field: str) -> tuple[int, t
     check_columns(schema.names, spec.inputs, time_field)
     index = (schema.pandas_metadata or {}).get("index_columns", [])
     return metadata.num_rows, tuple(c for c in index if isinstance(c, str) and c in schema.names)
-
-
-def _window(paths: list[Path], time_field: str) -> tuple[Any, Any] | None:
-    """The inputs' time range when every file stores the time field as a timestamp (text
-    times are parsed per row later, so they give no range to load features for)."""
-    for path in paths:
-        if not pa.types.is_timestamp(pq.read_schema(path).field(time_field).type):
-            return None
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    column = f"{quote_name(time_field)}::TIMESTAMPTZ"
-    found = con.execute(
-        f"SELECT min({column}), max({column}) FROM read_parquet($paths, union_by_name = true)",
-        {"paths": [str(p) for p in paths]},
-    ).fetchall()[0]
-    return None if found[0] is None else (found[0], found[1])
 
 
 class _FileWriter:

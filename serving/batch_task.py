@@ -1,24 +1,23 @@
 """One task of batch scoring: a slice of a Parquet file, scored end to end in Arrow.
 
-A slice is the rows of one file whose entity keys hash to one bucket. Its features come from
+A slice is the rows of one file whose entity key falls in one range (``fsml.stores.partition``). Its features come from
 the offline store's own point-in-time join (``AsofRetrievalJob.join``: one DuckDB ``ASOF
 JOIN`` per feature view, the SQL of training sets) reading only the feature rows of the same
-bucket; the on-demand views run through Feast's python-mode path; the encoder works on Arrow
+key range; the on-demand views run through Feast's python-mode path; the encoder works on Arrow
 columns and LightGBM scores the matrix. No DataFrame is built, and a slice holds about
 ``FSML_SCORE_CHUNK_ROWS`` rows, so memory follows the chunk size, not the file's.
 
 Tasks are pure functions of (plan, slice): the local engine runs them in threads (DuckDB and
 LightGBM release the GIL, so one slice's join overlaps another's predict), Ray in its workers.
-What a process needs for every slice (the Feast store, the model, the join plan, the feature
-rows of the whole time range when the engine is local) is built once per process.
+What a process needs for every slice (the Feast store, the model, the join plan) is built once
+per process.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -30,8 +29,8 @@ from fsml.serving.batch_rows import split_valid
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.model import ModelBundle, ModelCard
 from fsml.settings import Settings
-from fsml.stores.duckdb import AsofRetrievalJob, quote_name, view_join_keys
-from fsml.stores.partition import Bucket
+from fsml.stores.duckdb import AsofRetrievalJob, quote_name
+from fsml.stores.partition import KeyRange
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +48,14 @@ class ScoringPlan:
     card_json: str
     version: str
     time_field: str
-    bucket_keys: tuple[str, ...]
-    bucket_types: tuple[str, ...]
-    window: tuple[Any, Any] | None  # local engine: load the feature rows of this time range once
     predict_threads: int = 1
 
 
 @dataclass(frozen=True)
 class Slice:
     path: str
-    index: int  # bucket number
-    count: int  # buckets of this file
+    part: KeyRange | None  # None: the whole file
     drop: tuple[str, ...] = ()  # columns not to read: a pandas index stored in the file
-
-    def bucket(self, plan: ScoringPlan) -> Bucket | None:
-        return Bucket(plan.bucket_keys, plan.bucket_types, self.count, self.index) if self.count > 1 else None
 
 
 @dataclass
@@ -75,7 +67,6 @@ class _Context:
     store: Any
     job: Any  # AsofRetrievalJob, or Feast's job when the repo's offline store is another
     con: duckdb.DuckDBPyConnection
-    sources: dict[str, str] = field(default_factory=dict)
 
 
 _contexts: dict[str, _Context] = {}
@@ -113,8 +104,7 @@ def _build(plan: ScoringPlan) -> _Context:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {plan.predict_threads}")  # slices run side by side: one thread each
-    sources = _load_sources(con, job, plan.window) if plan.window and isinstance(job, AsofRetrievalJob) else {}
-    return _Context(spec, bundle, store, job, con, sources)
+    return _Context(spec, bundle, store, job, con)
 
 
 def entity_columns(spec: ServiceSpec, time_field: str) -> list[str]:
@@ -123,36 +113,8 @@ def entity_columns(spec: ServiceSpec, time_field: str) -> list[str]:
     return [*names, time_field, EVENT]
 
 
-def _load_sources(con: duckdb.DuckDBPyConnection, job: AsofRetrievalJob, window: tuple[Any, Any]) -> dict[str, str]:
-    """Each view's rows in the time range, read from Parquet once for all slices (the join of
-    a slice then filters a table in memory instead of decoding the file again)."""
-    from feast.infra.offline_stores.file_source import FileSource
-
-    sources = {}
-    for index, (view, features, _) in enumerate(job.views):
-        source = view.batch_source
-        path = FileSource.get_uri_for_file_path(job.repo_path, source.path)
-        columns = [*(table_key for table_key, _ in view_join_keys(view)), *features]
-        columns += [c for c in (source.timestamp_field, source.created_timestamp_column) if c]
-        table = f"fsml_source_{index}"
-        ttl = view.ttl.total_seconds() if view.ttl else 0.0
-        low = "" if not ttl else f" AND {quote_name(source.timestamp_field)}::TIMESTAMPTZ >= $low"
-        con.execute(
-            f"CREATE TABLE {table} AS SELECT {', '.join(quote_name(c) for c in dict.fromkeys(columns))} "
-            f"FROM read_parquet($path) WHERE {quote_name(source.timestamp_field)}::TIMESTAMPTZ <= $high{low}",
-            {"path": str(path), "high": window[1], **({"low": _minus(window[0], ttl)} if ttl else {})},
-        )
-        sources[view.name] = table
-    return sources
-
-
-def _minus(moment: Any, seconds: float) -> Any:
-    return moment - timedelta(seconds=seconds)
-
-
-def read_slice(con: duckdb.DuckDBPyConnection, piece: Slice, plan: ScoringPlan) -> pa.Table:
-    bucket = piece.bucket(plan)
-    where = f" WHERE {bucket.entity_predicate()}" if bucket else ""
+def read_slice(con: duckdb.DuckDBPyConnection, piece: Slice) -> pa.Table:
+    where = f" WHERE {piece.part.entity_predicate()}" if piece.part else ""
     columns = f"* EXCLUDE ({', '.join(quote_name(c) for c in piece.drop)})" if piece.drop else "*"
     return con.sql(f"SELECT {columns} FROM read_parquet($path){where}", params={"path": piece.path}).to_arrow_table()
 
@@ -163,8 +125,8 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     con = ctx.con.cursor()  # this thread's connection to the process's database
     con.execute("SET TimeZone = 'UTC'")
     try:
-        good, rejected = split_valid(read_slice(con, piece, plan), ctx.spec.inputs, plan.time_field)
-        features = _features(ctx, con, good, piece.bucket(plan), plan.time_field)
+        good, rejected = split_valid(read_slice(con, piece), ctx.spec.inputs, plan.time_field)
+        features = _features(ctx, con, good, piece.part, plan.time_field)
     finally:
         con.close()
     bundle = ctx.bundle
@@ -172,12 +134,12 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     return _scored(good, features, scores, bundle), rejected
 
 
-def _features(ctx: _Context, con: Any, good: pa.Table, bucket: Bucket | None, time_field: str) -> pa.Table:
+def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, time_field: str) -> pa.Table:
     names = entity_columns(ctx.spec, time_field)
     entities = good.select(names[:-1]).append_column(EVENT, good[time_field])
     entities = entities.append_column(ROW, pa.array(np.arange(good.num_rows, dtype=np.int64)))
     if isinstance(ctx.job, AsofRetrievalJob):
-        joined = ctx.job.partitioned(bucket, ctx.sources).join(con, entities)
+        joined = ctx.job.partitioned(part).join(con, entities)
         joined = joined.take(pc.sort_indices(joined[ROW]))
         return ctx.job.on_demand(joined)
     frame = entities.to_pandas()  # another offline store: Feast's own retrieval

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
     from fsml.settings import Settings
-    from fsml.stores.partition import Bucket
+    from fsml.stores.partition import KeyRange
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,16 @@ def entity_query(
     start: datetime,
     end: datetime,
     as_of: datetime,
-    bucket: Bucket | None = None,
+    part: KeyRange | None = None,
     count: bool = False,
 ) -> tuple[str, list[object]]:
-    """The SQL of ``entity_rows`` (optionally only the rows of one key bucket, or their count)."""
+    """The SQL of ``entity_rows`` (optionally only the rows of one key range, or their count)."""
     src = spec.label_source
     keep = [src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)]
     columns = ", ".join(f'"{c}"' for c in dict.fromkeys(keep))
     label = f'CAST("{src.label}" AS BIGINT) AS label'
     select = "count(*)" if count else f'{columns}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp, {label}'
-    where = f" AND {bucket.entity_predicate()}" if bucket else ""
+    where = f" AND {part.entity_predicate()}" if part else ""
     order = "" if count else f' ORDER BY "{src.timestamp}", "{src.id}"'
     query = f"""
         SELECT {select}

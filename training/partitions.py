@@ -1,9 +1,11 @@
 """A training set's point-in-time join cut into partitions, for a Ray cluster.
 
-The labelled entity rows are cut by a hash of the entity keys (``fsml.stores.partition``) and
-by time. Each partition is a task: it reads its own entity rows from the label source (a path
-every node sees), and joins them through Feast with the repo's offline store, as the local
-engine does, except that the feature rows read are those of its bucket and time range. The
+The labelled entity rows are cut by ranges of an entity key (``fsml.stores.partition``), as
+many as the cluster has CPUs, and by time, so that a partition holds about
+``FSML_PARTITION_ROWS`` rows. Each partition is a task: it reads its own entity rows from the
+label source (a path every node sees), and joins them through Feast with the repo's offline
+store, as the local engine does, except that the feature rows read are those of its key range
+and time range. The
 driver concatenates the partitions and sorts them the way ``labelled_features`` does (time,
 then the label source's id, a total order), so the frame, and its fingerprint, are the local
 engine's exactly; a test compares them.
@@ -26,7 +28,7 @@ from fsml.errors import FsmlError
 from fsml.featurestore import ServiceSpec, open_store
 from fsml.settings import Settings
 from fsml.stores.duckdb import AsofRetrievalJob
-from fsml.stores.partition import Bucket, partition_keys
+from fsml.stores.partition import KeyRange, key_ranges, partition_key
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +37,17 @@ def partitioned_features(
     settings: Settings, spec: ServiceSpec, start: datetime, as_of: datetime, progress: Progress | None = None
 ) -> pd.DataFrame:
     """``labelled_features`` of the rows ``entity_rows(spec, start, as_of, as_of)`` would give."""
-    keys, types = partition_keys(open_store(settings), spec.name)
+    key, key_type = partition_key(open_store(settings), spec.name)
     rows = int(label_frame(spec, *entity_query(spec, start, as_of, as_of, count=True)).iloc[0, 0])
     if rows == 0:
         return pd.DataFrame()
     with ray_session(settings) as ray:
-        buckets = ray_cpus(ray) if keys else 1
-        slices = max(1, math.ceil(rows / settings.partition_rows / buckets))
-        step = (as_of - start) / slices
-        tasks = [
-            (Bucket(keys, types, buckets, b) if buckets > 1 else None, start + step * t, start + step * (t + 1))
-            for t in range(slices)
-            for b in range(buckets)
-        ]
-        tasks[-buckets:] = [(bucket, low, as_of) for bucket, low, _ in tasks[-buckets:]]  # no rounding gap
-        log.info("training-set join in %d partitions (%d buckets × %d time slices)", len(tasks), buckets, slices)
+        sql, params = entity_query(spec, start, as_of, as_of)
+        ranges = key_ranges(key, key_type, f"({sql})", params, ray_cpus(ray))
+        slices = max(1, math.ceil(rows / settings.partition_rows / len(ranges)))
+        cuts = [start + (as_of - start) * t / slices for t in range(slices)] + [as_of]
+        tasks = [(part, low, high) for low, high in zip(cuts[:-1], cuts[1:], strict=True) for part in ranges]
+        log.info("training-set join in %d partitions (%d key ranges × %d time slices)", len(tasks), len(ranges), slices)
         shared = (settings, spec, as_of)
         parts = [p for p in ordered_results(settings, partition_join, shared, tasks, progress, "partition") if p]
     table = pa.concat_tables(parts, promote_options="permissive")
@@ -64,11 +62,11 @@ def _store(settings_json: str) -> Any:
 
 
 def partition_join(
-    shared: tuple[Settings, ServiceSpec, datetime], bucket: Bucket | None, low: datetime, high: datetime
+    shared: tuple[Settings, ServiceSpec, datetime], part: KeyRange, low: datetime, high: datetime
 ) -> pa.Table | None:
     """One partition's labelled rows with their features (None when it has no rows)."""
     settings, spec, as_of = shared
-    sql, params = entity_query(spec, low, high, as_of, bucket=bucket)
+    sql, params = entity_query(spec, low, high, as_of, part=part)
     entities = label_frame(spec, sql, params)
     if entities.empty:
         return None
@@ -79,7 +77,7 @@ def partition_join(
             entity_df=entities, features=store.get_feature_service(spec.name), full_feature_names=True
         )
         if isinstance(job, AsofRetrievalJob):
-            job = job.partitioned(bucket)
+            job = job.partitioned(part)
         return job.to_arrow()
     except Exception as exc:  # the offline store's many error types, reported in one line
         raise FsmlError(f"point-in-time join through {spec.name} failed: {type(exc).__name__}: {exc}") from exc

@@ -44,7 +44,7 @@ from feast.utils import make_df_tzaware
 from fsml.stores import ondemand
 
 if TYPE_CHECKING:
-    from fsml.stores.partition import Bucket
+    from fsml.stores.partition import KeyRange
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ class AsofRetrievalJob(RetrievalJob):
         self._on_demand_feature_views = on_demand_feature_views
         self._full_feature_names = full_feature_names
         self._metadata = metadata
-        self.bucket: Bucket | None = None
-        self.sources: dict[str, str] = {}
+        self.part: KeyRange | None = None
 
     @property
     def full_feature_names(self) -> bool:
@@ -141,12 +140,11 @@ class AsofRetrievalJob(RetrievalJob):
         refs = self.metadata.features if self.metadata else []
         return ondemand.append_on_demand(table, self.on_demand_feature_views, refs, self.full_feature_names)
 
-    def partitioned(self, bucket: Bucket | None, sources: dict[str, str] | None = None) -> AsofRetrievalJob:
-        """This job reading only the feature rows of ``bucket`` (in the views keyed by its
-        keys), and the views named in ``sources`` from relations of the connection that
-        ``join`` is given (a table loaded once for many joins) instead of their files."""
+    def partitioned(self, part: KeyRange | None) -> AsofRetrievalJob:
+        """This job reading, in the views keyed by the range's key, only the feature rows of
+        that range: for entity rows of one partition (``fsml.stores.partition``)."""
         job = copy.copy(self)
-        job.bucket, job.sources = bucket, dict(sources or {})
+        job.part = part
         return job
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
@@ -245,15 +243,15 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {stamp}, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        relation = self.sources.get(view.name) or f"read_parquet({_literal(path)})"
+        relation = f"read_parquet({_literal(path)})"
         where = []
         oldest, newest = window
         if newest is not None:
             where.append(f"{stamp} <= {_time_literal(newest)}")
         if oldest is not None and ttl is not None:
             where.append(f"{stamp} >= {_time_literal(oldest)} - INTERVAL {ttl} MICROSECONDS")
-        if self.bucket is not None and self.bucket.covers(k for _, k in keys):
-            where.append(self.bucket.predicate(dict(keys)))
+        if self.part is not None and self.part.covers(k for _, k in keys):
+            where.append(self.part.predicate(dict(keys)))
         return f"{rows} FROM {relation}" + (f" WHERE {' AND '.join(where)}" if where else ""), paired
 
     def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:

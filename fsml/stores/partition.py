@@ -1,10 +1,15 @@
-"""Partitions of entity rows by a hash of their keys, the unit of distributed joins.
+"""Partitions of entity rows by ranges of an entity key, the unit of distributed joins.
 
 A point-in-time join of one partition of the entity rows needs only the feature rows with the
-same keys, so each partition reads 1/n of the views keyed by the partition's keys (and every
-row of the others). DuckDB's ``hash`` picks the partition on both sides, on values cast to the
-key's declared type so that an entity column read as DOUBLE or text lands where the feature
-table's BIGINT does.
+same keys. The partitions are ranges of one entity key, cut at quantiles of the rows to join
+so that they hold about as many rows each. Ranges rather than hashes: feature tables are
+written sorted by their keys, so the Parquet row groups of the other ranges are skipped by their
+statistics, where a hash partition would decode the whole table to find its rows. Views keyed
+by another entity are read whole by every partition.
+
+Keys are compared as the type the feature view declares; an entity value that is not of that
+type (``2.5`` for an integer key, say) or is missing falls in the first range, where the row's
+validation rejects it, so every row belongs to exactly one partition.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from feast.value_type import ValueType
@@ -23,62 +29,82 @@ SQL_TYPES = {ValueType.INT64: "BIGINT", ValueType.INT32: "INTEGER", ValueType.ST
 
 
 @dataclass(frozen=True)
-class Bucket:
-    """Partition ``index`` of ``count``: rows whose hashed keys fall in it."""
+class KeyRange:
+    """Rows whose ``key`` is at least ``low`` and below ``high`` (None: unbounded)."""
 
-    keys: tuple[str, ...]  # entity column names, in hashing order
-    types: tuple[str, ...]  # SQL type of each key
-    count: int
-    index: int
+    key: str  # entity column
+    type: str  # SQL type the key is compared as
+    low: Any = None
+    high: Any = None
 
     def covers(self, columns: Iterable[str]) -> bool:
-        """Whether a view joined on ``columns`` is keyed exactly by this partition's keys."""
-        return sorted(columns) == sorted(self.keys)
+        """Whether a view joined on ``columns`` (entity names) is keyed by this range's key."""
+        return self.key in columns
 
-    def expression(self, columns: Mapping[str, str] | None = None, cast: str = "CAST") -> str:
-        """The partition number of a row; ``columns`` maps our key names to the relation's."""
-        names = columns or {k: k for k in self.keys}
-        values = ", ".join(f"{cast}({quote_name(names[k])} AS {t})" for k, t in zip(self.keys, self.types, strict=True))
-        return f"hash({values}) % {self.count}"
+    def _bounds(self, value: str) -> list[str]:
+        out = []
+        if self.low is not None:
+            out.append(f"{value} >= {_literal(self.low)}")
+        if self.high is not None:
+            out.append(f"{value} < {_literal(self.high)}")
+        return out
 
     def predicate(self, table_columns: Mapping[str, str]) -> str:
-        """SQL true for the feature rows of this partition; ``table_columns`` maps the
-        table's key columns to the entity columns (a view's join key map)."""
-        ours = {entity: table for table, entity in table_columns.items()}
-        return f"{self.expression(ours)} = {self.index}"
+        """SQL true for the feature rows of this range; ``table_columns`` maps the table's key
+        columns to the entity columns (a view's join key map). The column is compared as it
+        is, so that DuckDB can skip row groups by their statistics."""
+        column = quote_name(next(t for t, e in table_columns.items() if e == self.key))
+        return " AND ".join(self._bounds(column)) or "TRUE"
 
     def entity_predicate(self) -> str:
-        """The same test on entity rows, whose keys may need coercion (TRY_CAST: a bad value is
-        rejected later, wherever it lands)."""
-        return f"{self.expression(cast='TRY_CAST')} = {self.index}"
+        """The same test on entity rows, whose keys may need coercion."""
+        value = f"TRY_CAST({quote_name(self.key)} AS {self.type})"
+        test = " AND ".join(self._bounds(value)) or "TRUE"
+        return f"({test} OR {value} IS NULL)" if self.low is None else test
 
 
-def buckets(keys: tuple[str, ...], types: tuple[str, ...], count: int) -> list[Bucket]:
-    return [Bucket(keys, types, count, index) for index in range(count)]
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(int(value))
 
 
-def partition_keys(store: Any, service_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Entity columns to partition a service's entity rows by, and their SQL types: the keys of
-    its largest file-backed feature view, the one whose rows a partition most needs to cut."""
+def key_ranges(key: str, sql_type: str, relation: str, params: list[Any], count: int) -> list[KeyRange]:
+    """About ``count`` ranges of ``key`` holding as many rows of ``relation`` (a SQL relation,
+    with ``params``) each; fewer when the key has fewer distinct values."""
+    if count <= 1 or not key:
+        return [KeyRange(key, sql_type)]
+    fractions = [i / count for i in range(1, count)]
+    value = f"TRY_CAST({quote_name(key)} AS {sql_type})"
+    con = duckdb.connect()
+    found = con.execute(f"SELECT quantile_disc({value}, {fractions}) FROM {relation}", params).fetchall()[0][0]
+    cuts = sorted({v for v in found or [] if v is not None})
+    bounds = [None, *cuts, None]
+    return [KeyRange(key, sql_type, low, high) for low, high in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def partition_key(store: Any, service_name: str) -> tuple[str, str]:
+    """The entity column to partition a service's entity rows by, and its SQL type: the first
+    key of its largest file-backed feature view, the one whose rows a partition most needs to
+    cut ("" when the service has none)."""
     from feast.infra.offline_stores.file_source import FileSource
 
-    best: tuple[int, tuple[str, ...], tuple[str, ...]] = (-1, (), ())
+    best: tuple[int, str, str] = (-1, "", "")
     for projection in store.get_feature_service(service_name).feature_view_projections:
         try:
             view = store.get_feature_view(projection.name)
         except Exception:  # an on-demand view: no table of its own
             continue
         source = view.batch_source
-        if not isinstance(source, FileSource):
+        if not isinstance(source, FileSource) or not view.entity_columns:
             continue
         path = FileSource.get_uri_for_file_path(str(store.repo_path), source.path)
         try:
             rows = pq.ParquetFile(path).metadata.num_rows
         except (OSError, pa.ArrowException):
             rows = 0
-        mapping = projection.join_key_map or {}
-        keys = tuple(mapping.get(c.name, c.name) for c in view.entity_columns)
-        types = tuple(SQL_TYPES.get(c.dtype.to_value_type(), "VARCHAR") for c in view.entity_columns)
-        if keys and rows > best[0]:
-            best = (rows, keys, types)
+        column = view.entity_columns[0]
+        key = (projection.join_key_map or {}).get(column.name, column.name)
+        if rows > best[0]:
+            best = (rows, key, SQL_TYPES.get(column.dtype.to_value_type(), "VARCHAR"))
     return best[1], best[2]
