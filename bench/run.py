@@ -27,14 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(
     quick: bool = typer.Option(False, help="Small sizes, one run each: checks the harness."),
-    only: str = typer.Option("", help="Comma-separated parts to run (online,batch,materialize,offline,drift)."),
+    only: str = typer.Option(
+        "", help="Comma-separated parts to run (online,batch,materialize,offline,drift,scaling,cluster)."
+    ),
 ) -> None:
     from fsml.console import setup_logging
 
     setup_logging()
     home = Path(os.environ.get("FSML_BENCH_HOME", ROOT / ".fsml" / "bench")).resolve()
     repeats = 1 if quick else 5
-    parts = set(only.split(",")) if only else {"online", "batch", "materialize", "offline", "drift"}
+    everything = {"online", "batch", "materialize", "offline", "drift", "scaling", "cluster"}
+    parts = set(only.split(",")) if only else everything
     results_path = ROOT / "bench" / "results.json"
     previous = json.loads(results_path.read_text()) if only and results_path.exists() else {}
     results: dict[str, Any] = {"machine": machine(), "quick": quick, "seconds": {}, **previous.get("parts", {})}
@@ -51,10 +54,12 @@ def main(
         results["seconds"][name] = time.perf_counter() - started
 
     try:
-        from bench import batch, drift, materialize, offline, online
+        from bench import batch, cluster, drift, materialize, offline, online, scaling
 
         part("online", lambda: online.run(world, seconds=1 if quick else 3, repeats=repeats))
-        part("batch", lambda: batch.run(world, repeats=repeats))
+        part("batch", lambda: batch.run(world, repeats=repeats, rows=100_000 if quick else 1_000_000))
+        part("scaling", lambda: scaling.run(world, repeats=1 if quick else 3, rows=100_000 if quick else 1_000_000))
+        part("cluster", lambda: cluster.run(world, seconds=1 if quick else 5, repeats=repeats))
         part("materialize", lambda: materialize.run(home, world.redis.url, repeats=repeats))
         sizes = {10_000: 1, 100_000: 1} if quick else {100_000: 5, 1_000_000: 5, 10_000_000: 5}
         part("offline", lambda: offline.run(home, world.redis.url, sizes))

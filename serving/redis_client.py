@@ -124,22 +124,34 @@ class RedisClient:
     async def _call(self, payload: bytes, expected: int, reply_errors: bool = False) -> list[Any]:
         """The replies of ``expected`` commands; an error reply raises unless ``reply_errors``
         (a cluster client reads MOVED and ASK replies itself)."""
+        return await self.collect(await self.submit(payload, expected), reply_errors)
+
+    async def submit(self, payload: bytes, expected: int) -> asyncio.Future:
+        """Send ``payload`` now; its replies arrive in the returned future (see ``collect``),
+        so that a caller can send to several servers before it waits for any."""
         try:
             protocol = await self._connection()
-            future = protocol.send(payload, expected)
-            # A timer rather than asyncio.wait_for, which wraps every call in a task.
-            timer = asyncio.get_running_loop().call_later(self.timeout, _expire, future)
-            try:
-                replies = await future
-            finally:
-                timer.cancel()
         except (TimeoutError, OSError) as exc:
-            raise ConnectionError(f"Redis at {self.host}:{self.port} unavailable: {exc or type(exc).__name__}") from exc
+            raise self._unavailable(exc) from exc
+        future = protocol.send(payload, expected)
+        # A timer rather than asyncio.wait_for, which wraps every call in a task.
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, future)
+        future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+    async def collect(self, future: asyncio.Future, reply_errors: bool = False) -> list[Any]:
+        try:
+            replies = await future
+        except (TimeoutError, OSError) as exc:
+            raise self._unavailable(exc) from exc
         if not reply_errors:
             for reply in replies:
                 if isinstance(reply, hiredis.ReplyError):
                     raise ConnectionError(f"Redis error: {reply}")
         return replies
+
+    def _unavailable(self, exc: BaseException) -> ConnectionError:
+        return ConnectionError(f"Redis at {self.host}:{self.port} unavailable: {exc or type(exc).__name__}")
 
     async def send_payload(self, payload: bytes, commands: int, reply_errors: bool = False) -> list[Any]:
         """Replies of ``commands`` commands already encoded as one RESP ``payload``."""

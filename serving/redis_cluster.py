@@ -90,17 +90,19 @@ class ClusterClient:
         groups: dict[Address, list[int]] = defaultdict(list)
         for index, key in enumerate(keys):
             groups[self._owner(key)].append(index)
-        nodes = list(groups)
-        payloads = [(b"".join(commands[i] for i in groups[a]), len(groups[a])) for a in nodes]
-        sends = [self._node(a).send_payload(payload, n, True) for a, (payload, n) in zip(nodes, payloads, strict=True)]
-        results = await asyncio.gather(*sends, return_exceptions=True)
         replies: list[Any] = [None] * len(commands)
-        for address, result in zip(nodes, results, strict=True):
-            if isinstance(result, BaseException):
-                self._stale = True  # a node down: the next request asks the cluster who serves its slots
-                raise result if isinstance(result, ConnectionError) else ConnectionError(str(result))
-            for index, reply in zip(groups[address], result, strict=True):
-                replies[index] = reply
+        try:
+            # every node's pipeline sent before any is waited for (no task per node, as gather makes)
+            sent = []
+            for address, indices in groups.items():
+                node = self._node(address)
+                sent.append((node, await node.submit(_joined(commands, indices), len(indices)), indices))
+            for node, future, indices in sent:
+                for index, reply in zip(indices, await node.collect(future, reply_errors=True), strict=True):
+                    replies[index] = reply
+        except ConnectionError:
+            self._stale = True  # a node down: the next request asks the cluster who serves its slots
+            raise
         return replies
 
     async def _follow_ask(self, commands: list[bytes], replies: list[Any]) -> list[Any]:
@@ -133,6 +135,10 @@ class ClusterClient:
     async def aclose(self) -> None:
         for node in self._nodes.values():
             await node.aclose()
+
+
+def _joined(commands: list[bytes], indices: list[int]) -> bytes:
+    return b"".join(commands[i] for i in indices)
 
 
 def _slot_map(reply: list[Any], default_host: str) -> list[Address | None]:
