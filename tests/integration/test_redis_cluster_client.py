@@ -71,8 +71,7 @@ def test_a_key_of_a_migrating_slot_is_asked_for(redis_cluster: RedisCluster, fil
         source_client.execute_command("MIGRATE", target.host, target.port, key, 0, 5000)
         same_slot = [k for k in keys if key_slot(k) == slot]
         assert asyncio.run(_read(redis_cluster.url, keys[:20])) == [
-            [b"0", b""] if k == key else [str(keys.index(k)).encode(), b"x" * (keys.index(k) % 7)]
-            for k in keys[:20]
+            [b"0", b""] if k == key else [str(keys.index(k)).encode(), b"x" * (keys.index(k) % 7)] for k in keys[:20]
         ]
         assert same_slot == [key]
     finally:  # the slot stable again on its owner, the key back home
