@@ -12,8 +12,13 @@ directly. The semantics are Feast's, and a differential test checks them on rand
   about 50% more than joining on the event time alone, so a table whose (key, event time) pairs
   are unique, which a duplicate check finds once per file version, joins on the event time;
 - an entity row without such a row gets nulls; output columns are the entity columns followed
-  by the requested features, named ``view__feature`` with full feature names. As with stock
-  Feast, the row order is not the entity frame's: sort on a column of your own.
+  by the requested features, named ``view__feature`` with full feature names. Rows come back in
+  the entity frame's order (stock Feast does not promise an order: code that must work on both
+  sorts on a column of its own).
+
+Each view is joined on its own, from the entity keys and times only (``join``), and only the
+feature rows that can matter are read: up to the newest entity time, from the oldest minus the
+TTL, and, for a partition of the entity rows (``fsml.stores.partition``), of its key range.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
 timestamp cut-off) go to Feast's own implementation unchanged.

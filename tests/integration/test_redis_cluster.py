@@ -65,6 +65,35 @@ def test_fast_engine_writes_what_stock_feast_writes_on_a_cluster(
     assert online[0] == online[1]
 
 
+def test_materialize_into_a_cluster_gives_single_redis_contents(world, tmp_path: Path, redis_cluster) -> None:
+    """The world's views, chunked, into the cluster and into one Redis: the same keys and values,
+    the same after a re-run, and stock Feast's cluster client reads them."""
+    from fsml.featurestore import open_store
+    from fsml.redis_server import RedisServer
+
+    _flush(redis_cluster)
+    clustered = world.settings.model_copy(
+        update={"redis_url": redis_cluster.url, "redis_type": "redis_cluster", "materialize_chunk_hours": 48}
+    )
+    materialize(clustered, end=AS_OF)
+    state = _dump(redis_cluster)
+    materialize(clustered, end=AS_OF)
+    assert _dump(redis_cluster) == state
+    with RedisServer(tmp_path / "single") as single:
+        materialize(clustered.model_copy(update={"redis_url": single.url, "redis_type": "redis"}), end=AS_OF)
+        client = redis.Redis.from_url(single.url)
+        assert state == {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+    online = (
+        open_store(clustered)
+        .get_online_features(
+            features=["customer_transaction_windows:txn_count_7d", "merchant_risk:merchant_txn_count_30d"],
+            entity_rows=[{"customer_id": 3, "merchant_id": 5}],
+        )
+        .to_dict()
+    )
+    assert online["txn_count_7d"][0] is not None and online["merchant_txn_count_30d"][0] is not None
+
+
 BODIES = [
     {"customer_id": c, "merchant_id": m, "amount": 12.5 + c, "timestamp": AS_OF.isoformat()}
     for c, m in [(3, 5), (17, 2), (41, 77), (88, 13), (150, 40), (233, 61), (301, 9), (399, 31), (405, 3)]
