@@ -137,12 +137,10 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
 def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, time_field: str) -> pa.Table:
     names = entity_columns(ctx.spec, time_field)
     entities = good.select(names[:-1]).append_column(EVENT, good[time_field])
+    if isinstance(ctx.job, AsofRetrievalJob):  # its join keeps the entity rows' order
+        return ctx.job.on_demand(ctx.job.partitioned(part).join(con, entities))
     entities = entities.append_column(ROW, pa.array(np.arange(good.num_rows, dtype=np.int64)))
-    if isinstance(ctx.job, AsofRetrievalJob):
-        joined = ctx.job.partitioned(part).join(con, entities)
-        joined = joined.take(pc.sort_indices(joined[ROW]))
-        return ctx.job.on_demand(joined)
-    frame = entities.to_pandas()  # another offline store: Feast's own retrieval
+    frame = entities.to_pandas()  # another offline store: Feast's own retrieval, in no given order
     job = ctx.store.get_historical_features(
         entity_df=frame, features=ctx.store.get_feature_service(ctx.spec.name), full_feature_names=True
     )
