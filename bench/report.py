@@ -164,10 +164,25 @@ def _scaling(s: dict[str, Any]) -> str:
         if f"cpus_{cpus}" in s
     ]  # fmt: skip
     summary = s.get("summary", {})
-    return _table(["local Ray", f"scoring {s['rows']:,} rows, s", "rows/s", "training-set join, s"], rows) + (
+    text = _table(["local Ray", f"scoring {s['rows']:,} rows, s", "rows/s", "training-set join, s"], rows) + (
         f"\nSpeed-up 1 → 2 CPUs: scoring **{summary.get('scoring_speedup', 0):.2f}×**, training-set join "
         f"({summary.get('training_rows', 0):,} rows) **{summary.get('join_speedup', 0):.2f}×**.\n"
     )
+    local, ray = s.get("training_local"), s.get("training_ray")
+    if local and ray:
+        keys = ("test_roc_auc", "test_pr_auc", "valid_pr_auc", "best_iteration")
+        text += "\n" + _table(
+            ["LightGBM on the same training set", "seconds", *keys],
+            [
+                ["local, 2 threads", _n(local["seconds"], 1), *(_n(local["metrics"][k], 4) for k in keys)],
+                [
+                    f"Ray Train, {ray['workers']} workers, data parallel",
+                    _n(ray["seconds"], 1),
+                    *(_n(ray["metrics"][k], 4) for k in keys),
+                ],
+            ],  # fmt: skip
+        )
+    return text
 
 
 def _cluster(c: dict[str, Any]) -> str:
