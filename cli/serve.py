@@ -54,12 +54,18 @@ def serve(
 def score(
     input: Annotated[
         str,
-        typer.Option("--input", help="Parquet file: the fields of /v1/predict; timestamp required."),
+        typer.Option(
+            "--input",
+            help="Parquet file, directory or glob: the fields of /v1/predict; timestamp required.",
+        ),
     ],
-    output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
+    output: Annotated[
+        str, typer.Option("--output", help="Parquet file to write (a directory for a directory or glob), atomically.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Score a file with point-in-time features as of each row's timestamp and the champion."""
+    """Score files with point-in-time features as of each row's timestamp and the champion
+    (in slices of FSML_SCORE_CHUNK_ROWS rows; on Ray with FSML_ENGINE=ray)."""
     from pathlib import Path
 
     settings = load_settings()
@@ -67,5 +73,5 @@ def score(
     from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
-        result = score_file(settings, Path(input), Path(output), progress=progress)
+        result = score_file(settings, input, Path(output), progress=progress)
     emit(result, as_json)
