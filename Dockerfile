@@ -24,6 +24,14 @@ COPY examples ./examples
 COPY feature_repo ./feature_repo
 RUN uv sync --frozen --no-dev
 
+# Runs as an unprivileged user; /data (FSML_HOME) is created owned by it, so a new named volume
+# mounted there is writable.
+RUN useradd --system --uid 10001 --create-home --shell /usr/sbin/nologin fsml \
+    && mkdir -p /data && chown fsml:fsml /data
+USER fsml
+
 VOLUME /data
 EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=5 \
+    CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
 CMD ["fsml", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -18,6 +18,7 @@ from typer.exceptions import TyperException
 from fsml.console import err, setup_logging
 from fsml.errors import FsmlError
 from fsml.settings import Settings
+from fsml.signals import Terminated, terminate_as_exception
 
 app = typer.Typer(
     name="fsml",
@@ -79,6 +80,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 def main() -> None:
     import fsml.cli  # noqa: F401  (registers the commands)
 
+    terminate_as_exception()
     try:
         # Not standalone: usage errors reach us and are printed as one line like the others.
         code = app(prog_name="fsml", standalone_mode=False)
@@ -86,6 +88,8 @@ def main() -> None:
         _fail(exc.message, exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    except Terminated as exc:
+        _fail(str(exc), Terminated.exit_code)
     except TyperException as exc:  # usage errors: bad option values, unknown commands
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""

@@ -22,6 +22,8 @@ def serve(
     settings = load_settings()
 
     from fsml.serving.app import check_deployable
+    from fsml.serving.lifeline import MASTER_ENV
+    from fsml.serving.limits import HTTP_PROTOCOL
 
     check_deployable(settings)
     settings.export()
@@ -31,6 +33,7 @@ def serve(
         directory.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
         os.environ["FSML_METRICS_MULTIPROCESS"] = "1"
+        os.environ[MASTER_ENV] = str(os.getpid())  # workers end with this process
     import uvicorn
 
     uvicorn.run(
@@ -40,7 +43,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # uvicorn's httptools protocol with a header deadline (serving.limits)
         access_log=False,
         log_level="warning",
         proxy_headers=False,
@@ -62,6 +65,7 @@ def score(
     output: Annotated[
         str, typer.Option("--output", help="Parquet file to write (a directory for a directory or glob), atomically.")
     ],
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Score files with point-in-time features as of each row's timestamp and the champion
@@ -73,5 +77,5 @@ def score(
     from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
-        result = score_file(settings, input, Path(output), progress=progress)
+        result = score_file(settings, input, Path(output), progress=progress, overwrite=overwrite)
     emit(result, as_json)

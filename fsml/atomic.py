@@ -8,12 +8,15 @@ atomically, so a crash half-way leaves the previous version in place.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from fsml.cleanup import owner_tag, remove_stale
 
 
 def _fsync_dir(path: Path) -> None:
@@ -25,10 +28,15 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; it replaces ``target`` only on success."""
+def atomic_path(target: Path, clean: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; it replaces ``target`` only on success.
+
+    With ``clean``, leftovers of killed writers of the same target are removed first
+    (``fsml.cleanup``); writers of many files in one folder clean once instead."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    if clean:
+        remove_stale(target.parent, [f".{glob.escape(target.name)}.*.tmp"])
+    tmp = target.with_name(f".{target.name}.{owner_tag()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
         with open(tmp, "rb") as handle:
@@ -56,7 +64,9 @@ def staged_dir(target: Path) -> Iterator[Path]:
     versions.mkdir(parents=True, exist_ok=True)
     if target.exists() and not target.is_symlink():
         raise FileExistsError(f"{target} is a real directory; expected a published version link")
-    stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=versions))
+    remove_stale(versions)
+    remove_stale(target.parent, [f".{glob.escape(target.name)}.*.link"])
+    stage = Path(tempfile.mkdtemp(prefix=f".stage-{owner_tag()}-", dir=versions))
     try:
         yield stage
         for path in stage.iterdir():
@@ -64,7 +74,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
                 os.fsync(handle.fileno())
         final = versions / uuid.uuid4().hex[:12]
         stage.rename(final)
-        link = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.link")
+        link = target.with_name(f".{target.name}.{owner_tag()}.{uuid.uuid4().hex[:8]}.link")
         link.symlink_to(final.relative_to(target.parent))
         os.replace(link, target)
         _fsync_dir(target.parent)

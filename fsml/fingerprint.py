@@ -46,7 +46,10 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """The commit the code was at and whether the working tree had changes."""
 
     def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        try:  # git is optional: a machine with Python and nothing else records "unknown"
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
         return out.stdout.strip() if out.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD")

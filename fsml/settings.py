@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.connection import parse_url
 
 Environment = Literal["dev", "staging", "prod"]
+MissingDecision = Literal["review", "flag", "pass"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FEATURE_REPO = PROJECT_ROOT / "feature_repo"
@@ -75,7 +76,9 @@ class Settings(BaseSettings):
 
     # Online store and serving.
     materialize_chunk_hours: int = Field(24, gt=0, description="Time span written per chunk.")
-    api_key: SecretStr | None = Field(None, description="X-API-Key for admin routes.")
+    api_key: SecretStr | None = Field(
+        None, description="X-API-Key for admin routes; empty or blank is no key (routes closed)."
+    )
     batch_max_rows: int = Field(1_000, gt=0, description="Largest /v1/predict/batch request.")
     redis_timeout_ms: int = Field(500, gt=0, description="Online store read timeout.")
     reload_poll_seconds: float = Field(10.0, ge=0, description="Champion alias check; 0: never.")
@@ -83,6 +86,14 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+    missing_features_decision: MissingDecision = Field(
+        "review",
+        description="Decision when every stored feature of a row is missing or stale: review, flag, "
+        "or pass (opt-in fail-open).",
+    )
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Largest request body; larger is 413.")
+    body_timeout_seconds: float = Field(10.0, gt=0, description="Time to receive a whole request body.")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="Time to receive a request's headers.")
 
     # Monitoring: thresholds are effect sizes; drift_overrides sets them per feature column,
     # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
@@ -116,6 +127,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, path: Path) -> Path:
         return path.expanduser().resolve()
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: object) -> object:
+        """``FSML_API_KEY=""`` (or spaces) must close the admin routes, not open them."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return value
 
     @field_validator("redis_url")
     @classmethod

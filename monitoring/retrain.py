@@ -109,13 +109,15 @@ class Pipeline:
         return self.step("features", key, build, seed=output if published else None)
 
     def materialize(self, features: dict[str, Any]) -> dict[str, Any]:
-        from fsml.serving.materialize import materialize
+        from fsml.serving.materialize import materialize, missing_views
 
         key = digest(features, self.as_of)
         return self.step(
             "materialize",
             key,
             lambda: materialize(self.settings, end=self.as_of, incremental=True).summary(),
+            # a store that lost its rows since (flushed, replaced) is refilled even on a cache hit
+            still_valid=lambda output: not missing_views(self.settings, output.get("views", [])),
         )
 
     def train(self, features: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fsml.serving.errors import json_safe
+from fsml.serving import limits
+from fsml.serving.errors import validation_errors
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
 from fsml.serving.routes import admin, health, predict
@@ -31,9 +32,15 @@ def check_deployable(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> MetricsMiddleware:
-    """The service as uvicorn runs it: metrics around the prediction fast path around FastAPI."""
-    api, single, batch, metrics = create_fastapi(settings or Settings())
-    return MetricsMiddleware(PredictFastPath(api, single, batch), metrics)
+    """The service as uvicorn runs it: metrics, then body limits, then the prediction fast path,
+    then FastAPI."""
+    settings = settings or Settings()
+    api, single, batch, metrics = create_fastapi(settings)
+    limits.configure(settings)
+    bounded = limits.BodyLimits(
+        PredictFastPath(api, single, batch), settings.max_body_bytes, settings.body_timeout_seconds
+    )
+    return MetricsMiddleware(bounded, metrics)
 
 
 def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
@@ -81,15 +88,18 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 naming each bad field. The offending input is echoed back JSON-safe: FastAPI's own
-    handler fails (and answers 500) when the input was a non-finite number such as 1e999."""
-    return JSONResponse({"detail": json_safe(list(exc.errors()))}, 422)
+    """422 naming each bad field, with a bounded, JSON-safe excerpt of the offending input:
+    FastAPI's own handler echoes the whole input and fails (500) on a non-finite number."""
+    return JSONResponse({"detail": validation_errors(list(exc.errors()))}, 422)
 
 
 def create_app_from_env() -> MetricsMiddleware:
     """Entry point for ``uvicorn --factory`` and for worker processes of ``fsml serve``."""
+    from fsml.serving.lifeline import follow_master
+
     import fsml  # noqa: F401  (typeguard switch before Feast)
     from fsml.console import setup_logging
 
     setup_logging()
+    follow_master()
     return create_app(Settings())

@@ -54,10 +54,15 @@ class Output:
 
 
 def score_file(
-    settings: Settings, source: Path | str, target: Path | str, progress: Progress | None = None
+    settings: Settings,
+    source: Path | str,
+    target: Path | str,
+    progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Score a file (or a directory or glob of files) into ``target``; return a summary."""
     outputs = plan_outputs(str(source), Path(target))
+    check_outputs(outputs, overwrite)
     name = settings.model_name(settings.feature_service)
     bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
@@ -79,6 +84,7 @@ def score_file(
         card_json=bundle.card.model_dump_json(),
         version=bundle.version,
         time_field=time_field,
+        missing_decision=settings.missing_features_decision,
         predict_threads=max(1, threads // max(1, min(threads, len(slices)))),
     )
     if settings.engine == "local":
@@ -127,11 +133,27 @@ def plan_outputs(source: str, target: Path) -> list[Output]:
         raise FsmlError(f"no input file {source}")
     if not files:
         raise FsmlError(f"no input file {source}: no Parquet file there")
-    outputs = [Output(f, target / f.relative_to(root), target / REJECTED_DIR / f.relative_to(root)) for f in files]
-    overlap = {o.source.resolve() for o in outputs} & {o.target.resolve() for o in outputs}
-    if overlap or (target.resolve() in {f.resolve() for f in files}):
-        raise FsmlError(f"output {target} would overwrite its own input")
-    return outputs
+    if target.is_file():
+        raise FsmlError(f"output {target} is a file: give a directory for a directory or glob of inputs")
+    return [Output(f, target / f.relative_to(root), target / REJECTED_DIR / f.relative_to(root)) for f in files]
+
+
+def check_outputs(outputs: list[Output], overwrite: bool) -> None:
+    """Refuse to write onto an input, onto a directory, or (without ``overwrite``) onto a file."""
+    inputs = {o.source.resolve() for o in outputs}
+    for output in outputs:
+        for path in (output.target, output.rejected):
+            if path.is_dir():
+                raise FsmlError(f"output {path} is a directory: give a file name")
+            if path.resolve() in inputs:
+                raise FsmlError(f"output {path} is the input file: give another name")
+            if path.exists() and not overwrite:
+                raise FsmlError(f"output {path} exists: remove it or pass --overwrite")
+        folder = output.target.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise FsmlError(f"output folder {folder} is not a directory")
 
 
 def _visible(relative: Path) -> bool:
@@ -195,6 +217,8 @@ def _committing(writers: dict[str, _FileWriter]) -> Iterator[ExitStack]:
                 with open(temp, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.replace(temp, target)
+            if writer.rejected is None:  # a side file of an earlier run (overwritten) must not pass for this run's
+                writer.output.rejected.unlink(missing_ok=True)
     finally:
         if not done:
             for writer in writers.values():

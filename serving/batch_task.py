@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fsml.serving.batch_rows import split_valid
+from fsml.serving.decision import decide_many
 
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.model import ModelBundle, ModelCard
@@ -48,6 +49,7 @@ class ScoringPlan:
     card_json: str
     version: str
     time_field: str
+    missing_decision: str = "review"  # FSML_MISSING_FEATURES_DECISION
     predict_threads: int = 1
 
 
@@ -131,7 +133,7 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
         con.close()
     bundle = ctx.bundle
     scores = bundle.predict_matrix(bundle.encoder.arrow(features), num_threads=plan.predict_threads)
-    return _scored(good, features, scores, bundle), rejected
+    return _scored(good, features, scores, bundle, plan.missing_decision), rejected
 
 
 def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, time_field: str) -> pa.Table:
@@ -148,21 +150,24 @@ def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, ti
     return table.take(pc.sort_indices(table[ROW]))
 
 
-def _scored(good: pa.Table, features: pa.Table, scores: np.ndarray, bundle: ModelBundle) -> pa.Table:
+def _scored(good: pa.Table, features: pa.Table, scores: np.ndarray, bundle: ModelBundle, policy: str) -> pa.Table:
+    """The slice's rows with their score, decision (``fsml.serving.decision``: the policy when
+    every stored feature is missing), whether that was so, and the missing features' names."""
     card = bundle.card
     rows = good.num_rows
-    absent = (
-        np.column_stack([np.asarray(pc.is_null(features[c], nan_is_null=True)) for c in card.columns])
-        if rows
-        else np.zeros((0, len(card.columns)), bool)
-    )
+    absent = np.zeros((rows, len(card.columns)), bool)
+    for i, column in enumerate(card.columns):
+        absent[:, i] = np.asarray(pc.is_null(features[column], nan_is_null=True))
+    stored = [i for i, f in enumerate(card.features) if not f.on_demand]
+    all_missing = absent[:, stored].all(axis=1) if stored else np.zeros(rows, dtype=bool)
     _, where = np.nonzero(absent)  # row by row, in the model's column order
     offsets = np.concatenate([[0], np.cumsum(absent.sum(axis=1))]).astype(np.int32)
     missing = pa.ListArray.from_arrays(pa.array(offsets), pa.array(card.columns, pa.string()).take(where))
-    decision = pc.if_else(pa.array(scores >= card.threshold), "flag", "pass")
+    decision = pa.array(decide_many(scores, card.threshold, all_missing, policy), pa.string())
     return (
         good.append_column("score", pa.array(scores, pa.float64()))
         .append_column("decision", decision)
+        .append_column("all_missing", pa.array(all_missing, pa.bool_()))
         .append_column("missing_features", missing)
         .append_column("model_version", pa.array([bundle.version], pa.string()).take(np.zeros(rows, np.int64)))
     )

@@ -6,10 +6,11 @@ to a thread and back costs up to a GIL switch interval (5 ms) per request.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fsml.serving.auth import require_key
+from fsml.serving.errors import public_reason
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ServiceState
 
@@ -22,17 +23,16 @@ async def get_scorer(request: Request) -> Scorer:
     """The model at the moment the request arrives; a reload does not change it under us."""
     state: ServiceState = request.app.state.service
     if state.scorer is None:
-        raise HTTPException(503, detail=f"no model loaded: {state.load_error or 'loading'}")
+        raise HTTPException(503, detail=no_model(state))
     return state.scorer
 
 
-async def require_admin(request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None) -> None:
-    key = request.app.state.service.settings.api_key
-    if key is None:
-        raise HTTPException(401, detail="admin routes are disabled: set FSML_API_KEY")
-    if x_api_key is None or not secrets.compare_digest(x_api_key, key.get_secret_value()):
-        raise HTTPException(401, detail="missing or wrong X-API-Key")
+def no_model(state: ServiceState) -> str:
+    """Why there is no model, without the file paths the full reason (in the log) may hold."""
+    return f"no model loaded: {public_reason(state.load_error) if state.load_error else 'loading'}"
 
+
+require_admin = require_key("api_key")
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]

@@ -6,6 +6,11 @@ pydantic-core) and the same answers as the FastAPI routes, and hands every other
 the lifespan, to the FastAPI app. The FastAPI routes stay for the OpenAPI schema and for
 ``?include_values``. On two cores the FastAPI/Starlette stack costs about 320 µs of CPU for a
 request that does nothing (``GET /healthz``), more than scoring itself (docs/benchmarks.md).
+
+Only a request the fast path is sure of is answered here: a JSON content type (as FastAPI
+decides it) and a body that validates. Anything else (another content type, a byte-order mark,
+invalid JSON, a failed validation) goes to the FastAPI route with the body already read, so
+every error answer comes from one place and both paths agree on every input by construction.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from fsml.serving.errors import json_safe
+from fsml.serving.deps import no_model
+from fsml.serving.limits import replay_body
 from fsml.serving.routes.predict import score_rows
 from pydantic import BaseModel, ValidationError
 
@@ -34,15 +40,16 @@ class PredictFastPath:
             return
         body = await _body(receive)
         try:
+            if not _json_content(scope["headers"]):
+                raise ValueError("not a JSON content type")
             request = self.validators[path](body)
-        except ValidationError as exc:
-            errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
-            await _reply(send, 422, {"detail": json_safe(errors)})
+        except (ValidationError, ValueError):
+            await self.app(scope, replay_body(body, receive), send)
             return
         state = self.app.state.service
         scorer = state.scorer
         if scorer is None:
-            await _reply(send, 503, {"detail": f"no model loaded: {state.load_error or 'loading'}"})
+            await _reply(send, 503, {"detail": no_model(state)})
             return
         rows = [request.model_dump()] if path == "/v1/predict" else [r.model_dump() for r in request.rows]
         try:
@@ -56,6 +63,15 @@ class PredictFastPath:
             await _reply(
                 send, 200, {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
             )
+
+
+def _json_content(headers: list[tuple[bytes, bytes]]) -> bool:
+    """FastAPI's rule: ``application/json`` or ``application/*+json``, parameters ignored."""
+    for name, value in headers:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+    return False
 
 
 async def _body(receive: Callable) -> bytes:

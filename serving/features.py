@@ -22,7 +22,8 @@ from feast.infra.online_stores.helpers import _mmh3
 
 from fsml.model import ModelCard
 from fsml.stores.encoding import decode_timestamp, decode_value, key_prefix, key_value
-from fsml.stores.ragged import bulk_string
+from fsml.stores.ragged import bulk_string, pack
+from fsml.stores.redis import marker_key
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ class OnlineReader:
         self.on_demand = tuple(self._on_demand(odfvs[name], card, needed) for name in self._odfv_names(card))
         self.entities = self._entities(by_name, needed)
         self.model_columns = set(card.columns)
+        self.views = tuple(read.name for entity in self.entities for read in entity.views)
+        # model columns read from the store: when all are missing or stale, nothing is known
+        self.stored_columns = frozenset(
+            c for entity in self.entities for read in entity.views for c in read.columns if c in self.model_columns
+        )
+        # readiness: one HMGET of the views' markers (fsml.stores.redis)
+        views = [v.encode() for v in self.views]
+        self.marker_key = marker_key(project)
+        self.marker_payload = pack(b"HMGET", self.marker_key, *views) if views else None
         # A request-time timestamp field (if the service has one) is when the request happens:
         # freshness is judged against it, and it defaults to now.
         times = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
@@ -132,6 +142,10 @@ class OnlineReader:
             packed = b"".join(bulk_string(f) for f in fields)
             out.append(EntityRead(keys, types[keys], tuple(reads), tuple(fields), prefix, tuple(order), packed))
         return tuple(out)
+
+    def all_missing(self, vector: FeatureVector) -> bool:
+        """Every model feature read from the store is missing or stale."""
+        return bool(self.stored_columns) and self.stored_columns <= vector.unavailable
 
     def redis_key(self, entity: EntityRead, row: Mapping[str, Any]) -> bytes:
         """Feast's key (v3 entity key serialization, then the project), built without protobuf."""

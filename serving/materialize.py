@@ -5,6 +5,11 @@ the range is cut into chunks written in time order: memory is bounded by one chu
 bar can follow, and Feast's Redis writes keep only the newest row per entity, so re-running any
 range converges to the same state. Feast records each finished chunk in the registry; after a
 failure half-way, ``incremental`` resumes from the last finished chunk of each view.
+
+``incremental`` also refills what the store lost, which a watermark alone cannot see: a view
+whose readiness marker is missing (a flushed, restarted or replaced Redis; see
+``fsml.stores.redis``) is reloaded over its whole TTL window, and so is every view when the store
+holds fewer of the project's keys than the last run left (evicted or deleted keys).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.settings import Settings
+from fsml.stores.redis import KEYS_FIELD, count_keys, marker_key, read_marks
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +39,16 @@ class MaterializeResult:
     end: str
     chunks: int
     views: list[str] = field(default_factory=list)
+    refilled: dict[str, str] = field(default_factory=dict)  # view: why it was reloaded whole
 
     def summary(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "chunks": self.chunks, "views": self.views}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "chunks": self.chunks,
+            "views": self.views,
+            "refilled": self.refilled,
+        }
 
 
 def chunk_bounds(start: datetime, end: datetime, step: timedelta) -> list[tuple[datetime, datetime]]:
@@ -58,7 +72,9 @@ def materialize(
     store = open_store(settings)
     end = end or datetime.now(UTC)
     views = [v for v in store.list_feature_views() if v.online]
-    starts = {v.name: _start(v, start, end, incremental) for v in views}
+    client = _redis(settings)
+    refilled = _lost(client, settings.feast_project, [v.name for v in views]) if incremental else {}
+    starts = {v.name: _start(v, start, end, incremental and v.name not in refilled) for v in views}
     plan = [
         (view, lo, hi)
         for view in views
@@ -82,12 +98,38 @@ def materialize(
             ) from exc
     if progress:
         progress("done", len(plan), len(plan))
+    client.hset(marker_key(settings.feast_project), KEYS_FIELD, count_keys(client, settings.feast_project))
     return MaterializeResult(
         start={k: v.isoformat() for k, v in starts.items()},
         end=end.isoformat(),
         chunks=len(plan),
         views=[v.name for v in views],
+        refilled=refilled,
     )
+
+
+def _redis(settings: Settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+
+
+def _lost(client: Any, project: str, views: list[str]) -> dict[str, str]:
+    """Views whose rows the store may have lost since they were written, and why."""
+    marks = read_marks(client, project)
+    lost = {v: "no readiness marker (flushed or new Redis)" for v in views if v not in marks}
+    recorded = int(marks.get(KEYS_FIELD.decode(), 0))
+    if recorded and count_keys(client, project) < recorded:
+        lost |= {v: f"the store holds fewer than the {recorded} keys the last run left" for v in views}
+    if lost:
+        log.info("reloading whole TTL windows: %s", lost)
+    return lost
+
+
+def missing_views(settings: Settings, views: list[str]) -> list[str]:
+    """Views of ``views`` whose readiness marker is missing from the online store."""
+    marks = read_marks(_redis(settings), settings.feast_project)
+    return [v for v in views if v not in marks]
 
 
 def _start(view, start: datetime | None, end: datetime, incremental: bool) -> datetime:

@@ -71,9 +71,17 @@ class Metrics:
         self.predictions = Counter("fsml_predictions", "Rows scored", ["decision"], registry=r)
         self.missing = Counter("fsml_missing_features", "Model features missing at scoring", ["feature"], registry=r)
         self.stale = Counter("fsml_stale_features", "Model features older than their TTL", ["feature"], registry=r)
+        self.all_missing = Counter(
+            "fsml_all_features_missing", "Rows whose stored features were all missing or stale", registry=r
+        )
         self.online_errors = Counter("fsml_online_store_errors", "Failed online store reads", registry=r)
         self.reloads = Counter("fsml_model_reloads", "Model swaps", ["outcome"], registry=r)
         self.log_dropped = Counter("fsml_prediction_log_dropped", "Log rows dropped: the disk fell behind", registry=r)
+        self.log_dead_letter = Counter(
+            "fsml_prediction_log_dead_letter",
+            "Log rows that could not be written, kept in the dead-letter file",
+            registry=r,
+        )
         self.model_version = Gauge(
             "fsml_model_version",
             "Version of the served model",

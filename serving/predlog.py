@@ -8,10 +8,17 @@ hour: ``<log dir>/date=YYYY-MM-DD/hour=HH/part-<pid>-<n>.parquet``, under a temp
 renamed, so readers never see half a file. When the disk fails, converted batches are kept and
 written on a later pass; when the disk is slower than the traffic, the buffer stops growing at
 its bound and the rows that do not fit are counted as dropped. A clean shutdown writes all.
+
+No row can sink the others: text is made encodable (a lone surrogate becomes ``\\ud800``) before it
+is buffered, and if a buffer still cannot be converted (an integer past 64 bits, a value of the
+wrong type), the rows at fault go with the reason to ``<log dir>/dead-letter/rows-<pid>.jsonl``
+and the rest are written. A SIGKILL loses what is in memory: the rows of the last flush interval
+(``FSML_LOG_FLUSH_SECONDS``) and of the write under way, if any.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -26,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fsml.atomic import atomic_path
+from fsml.cleanup import remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,19 @@ def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(values, type=kind)
 
 
+def text(value: Any) -> str | None:
+    """Text that UTF-8 (and so Arrow and Parquet) can hold: lone surrogates become escapes."""
+    if value is None:
+        return None
+    value = value if isinstance(value, str) else str(value)
+    if not value.isascii():
+        value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return value
+
+
+CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
 class PredictionLog:
     def __init__(
         self,
@@ -66,11 +87,14 @@ class PredictionLog:
         max_rows: int = 100_000,
         flush_seconds: float = 2.0,
         on_drop: Callable[[int], None] | None = None,
+        on_dead_letter: Callable[[int], None] | None = None,
     ) -> None:
         self.directory = directory
         self.columns = list(columns)  # model feature columns
         self.inputs = list(inputs)  # request fields, logged as input__<name>
         self.time_inputs = {n for n, t in inputs.items() if t == "timestamp"}
+        self.text_inputs = {n for n, t in inputs.items() if t == "string"}
+        self.text_columns = {c for c, t in columns.items() if t == "string"}
         self.schema = pa.schema(
             [
                 *FIXED,
@@ -81,6 +105,8 @@ class PredictionLog:
         self.max_rows = max_rows
         self.flush_seconds = flush_seconds
         self.on_drop = on_drop or (lambda n: None)
+        self.on_dead_letter = on_dead_letter or (lambda n: None)
+        self.dead_letter = directory / "dead-letter" / f"rows-{os.getpid()}.jsonl"
         self._lock = threading.Lock()
         self._buffer = self._empty()
         self._rows = 0
@@ -97,6 +123,7 @@ class PredictionLog:
     def start(self) -> PredictionLog:
         # Arrow imports its time-zone support on first use (hundreds of ms): do it before traffic.
         _array([0], pa.timestamp("us", tz="UTC")).cast(pa.string())
+        remove_stale(self.directory, recursive=True)  # temp files of a killed predecessor
         self._thread.start()
         return self
 
@@ -121,8 +148,7 @@ class PredictionLog:
                 # times as integer microseconds: Arrow converts integers far faster than datetimes
                 b["logged_at"].append(time.time_ns() // 1000)
                 b["event_timestamp"].append((event_time - EPOCH) // MICROSECOND)
-                tid = request.get("transaction_id")
-                b["transaction_id"].append(None if tid is None else str(tid))
+                b["transaction_id"].append(text(request.get("transaction_id")))
                 b["model_name"].append(model)
                 b["model_version"].append(version)
                 b["score"].append(score)
@@ -132,9 +158,12 @@ class PredictionLog:
                     value = request.get(name)
                     if name in self.time_inputs and value is not None:
                         value = (value - EPOCH) // MICROSECOND
+                    elif name in self.text_inputs:
+                        value = text(value)
                     b[f"input__{name}"].append(value)
                 for column in self.columns:
-                    b[column].append(values.get(column))
+                    value = values.get(column)
+                    b[column].append(text(value) if column in self.text_columns else value)
                 self._rows += 1
         if dropped:
             self.on_drop(1)
@@ -165,13 +194,13 @@ class PredictionLog:
             buffer, rows = self._buffer, self._rows
             self._buffer, self._rows = self._empty(), 0
         if rows:
-            arrays = {field.name: _array(buffer[field.name], field.type) for field in self.schema}
-            table = pa.table(arrays, schema=self.schema)
+            table = self._convert(buffer, rows)
+        if rows and table.num_rows:
             hours = pc.strftime(table["event_timestamp"], format="date=%Y-%m-%d/hour=%H")
             parts = [(hour, table.filter(pc.equal(hours, hour))) for hour in pc.unique(hours).to_pylist()]
             with self._lock:
                 self._pending += parts
-                self._pending_rows += rows
+                self._pending_rows += table.num_rows
         written = 0
         while self._pending:
             hour, table = self._pending[0]
@@ -182,8 +211,54 @@ class PredictionLog:
             written += table.num_rows
         return written
 
+    def _convert(self, buffer: dict[str, list[Any]], rows: int) -> pa.Table:
+        """The buffer as one table; rows that cannot be converted go to the dead-letter file."""
+        try:
+            arrays = {field.name: _array(buffer[field.name], field.type) for field in self.schema}
+            return pa.table(arrays, schema=self.schema)
+        except CONVERSION_ERRORS:
+            pass
+        reasons: dict[int, str] = {}
+        for field in self.schema:  # the slow path: find the values at fault, column by column
+            values = buffer[field.name]
+            try:
+                _array(values, field.type)
+                continue
+            except CONVERSION_ERRORS:
+                pass
+            for index, value in enumerate(values):
+                try:
+                    _array([value], field.type)
+                except CONVERSION_ERRORS as exc:
+                    reasons.setdefault(index, f"{field.name}: {type(exc).__name__}: {exc}")
+        good = [i for i in range(rows) if i not in reasons]
+        self._to_dead_letter(buffer, reasons)
+        arrays = {f.name: _array([buffer[f.name][i] for i in good], f.type) for f in self.schema}
+        return pa.table(arrays, schema=self.schema)
+
+    def _to_dead_letter(self, buffer: dict[str, list[Any]], reasons: dict[int, str]) -> None:
+        if not reasons:
+            return
+        at = datetime.now(UTC).isoformat()
+        lines = [
+            json.dumps({"at": at, "reason": reason, "row": {k: v[i] for k, v in buffer.items()}}, default=repr)
+            for i, reason in sorted(reasons.items())
+        ]
+        try:
+            self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.dead_letter, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:  # the rest of the buffer still goes to the log
+            log.exception("could not write %d bad prediction log rows to %s", len(reasons), self.dead_letter)
+            self.on_drop(len(reasons))
+            return
+        log.error("%d prediction log rows could not be written; kept in %s", len(reasons), self.dead_letter)
+        self.on_dead_letter(len(reasons))
+
     def _write(self, hour: str, table: pa.Table) -> None:
         self._files += 1
         target = self.directory / hour / f"part-{os.getpid()}-{time.time_ns()}-{self._files}.parquet"
-        with atomic_path(target) as tmp:
+        with atomic_path(target, clean=False) as tmp:
             pq.write_table(table, tmp, compression="zstd")

@@ -53,6 +53,7 @@ class ServiceState:
             max_rows=self.settings.log_buffer_rows,
             flush_seconds=self.settings.log_flush_seconds,
             on_drop=self.metrics.log_dropped.inc,
+            on_dead_letter=self.metrics.log_dead_letter.inc,
         ).start()
 
     async def reload(self, only_if_changed: bool = False) -> tuple[str | None, Scorer]:

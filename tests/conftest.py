@@ -41,6 +41,17 @@ TEST_SETTINGS: dict[str, Any] = {
 }
 
 
+# The session server's limits, small so that tests of them are quick.
+MAX_BODY = 256 * 1024
+READ_TIMEOUT = 2.0
+SERVER_ENV = {
+    "FSML_BATCH_MAX_ROWS": str(BATCH_MAX),
+    "FSML_MAX_BODY_BYTES": str(MAX_BODY),
+    "FSML_HEADER_TIMEOUT_SECONDS": str(READ_TIMEOUT),
+    "FSML_BODY_TIMEOUT_SECONDS": str(READ_TIMEOUT),
+}
+
+
 def feast_store(home: Path, objects: list, **config: Any) -> Any:
     """A Feast store of its own in ``home`` (project "diff", local provider, v3 entity keys, the
     rest from ``config``) with ``objects`` applied: for differential tests against stock Feast."""
@@ -184,7 +195,7 @@ def server(champion: Champion):
     """``fsml serve`` as a real process on the champion."""
     from fsml.serving.process import ServerProcess
 
-    with ServerProcess(champion.settings, extra_env={"FSML_BATCH_MAX_ROWS": str(BATCH_MAX)}) as process:
+    with ServerProcess(champion.settings, extra_env=SERVER_ENV) as process:
         yield process
 
 

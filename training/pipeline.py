@@ -22,7 +22,7 @@ from fsml import atomic
 from fsml.distributed import engine_session
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
-from fsml.registry import Registered, register_training
+from fsml.registry import Registered, fail_stale_runs, register_training
 from fsml.settings import Settings
 from fsml.timing import timed
 
@@ -77,6 +77,7 @@ def train(
     timings: dict[str, float] = {}
     name = feature_service or settings.feature_service
     as_of = as_of or default_as_of()
+    fail_stale_runs(settings)  # a killed training must not stay RUNNING in MLflow
     config = TrainConfig.from_settings(settings)
     with engine_session(settings):
         with timed(timings, "training_set"):

@@ -180,6 +180,7 @@ def _record(settings: Settings, client, name: str, decision: Decision) -> None:
             "fsml.reason": decision.reason,
             "fsml.forced": str(decision.forced).lower(),
             "feast.project": settings.feast_project,
+            **registry.owner_tags(),
         },
     )
     run_id = run.info.run_id
@@ -206,7 +207,7 @@ def _record(settings: Settings, client, name: str, decision: Decision) -> None:
             pending = registry.version_by_alias(client, name, registry.CHALLENGER)
             if pending is not None and str(pending.version) == decision.challenger_version:
                 client.delete_registered_model_alias(name, registry.CHALLENGER)
-    except Exception:
+    except BaseException:  # SIGTERM too (fsml.signals)
         status = "FAILED"
         raise
     finally:

@@ -11,10 +11,9 @@ its files under ``FSML_HOME/redis``; the service runs as a real process, called 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from fsml.console import out, steps
-from fsml.redis_server import RedisServer
+from fsml.redis_server import online_store
 from fsml.settings import Settings
 from fsml.timing import timed
 
@@ -39,17 +38,6 @@ class Step:
     name: str
     run: Callable[[], Any]
     where: Callable[[Any], str]
-
-
-@contextlib.contextmanager
-def online_store(settings: Settings) -> Iterator[Settings]:
-    """The given Redis, or a private one for the length of the demo."""
-    if "redis_url" in settings.model_fields_set:
-        yield settings
-        return
-    with RedisServer(settings.home / "redis", persist=True) as server:
-        log.info("started a private redis-server on port %d (files in %s)", server.port, server.directory)
-        yield settings.model_copy(update={"redis_url": server.url})
 
 
 def run_demo(settings: Settings) -> dict[str, Any]:
@@ -133,7 +121,9 @@ def _run(settings: Settings) -> dict[str, Any]:
         ),
         Step(
             "batch score a day",
-            lambda: score_file(settings, _one_day(settings, batch_dir, drift_at), batch_dir / "scored.parquet"),
+            lambda: score_file(
+                settings, _one_day(settings, batch_dir, drift_at), batch_dir / "scored.parquet", overwrite=True
+            ),
             lambda r: (
                 f"{r['output']} ({r['rows_scored']:,} rows scored, {r['rows_rejected']} rejected, "
                 f"model v{r['model_version']})"

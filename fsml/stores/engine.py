@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fsml.stores.duckdb import quote_name
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
+from fsml.stores.redis import mark_views
 from fsml.stores.slots import key_slots, node_table
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,12 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
     key_types = [_value_type(c) for c in view.entity_columns]
     store_config = config.online_store
     nodes = _Nodes(client)
-    written = 0
+    written = selected = 0
     try:
         for batch in reader:
             table = pa.Table.from_batches([batch])
             rows = table.num_rows
+            selected += rows
             redis_keys = key_column(keys, key_types, [table[k].combine_chunks() for k in keys], config.project)
             stamps = table[view.batch_source.timestamp_field]
             groups = nodes.groups(redis_keys)
@@ -150,6 +152,8 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
         raise ConnectionError(f"Redis refused a write ({exc}); re-run to continue") from exc
     finally:
         nodes.close()
+    if selected:  # the store now holds rows of this view up to ``end`` (see fsml.stores.redis)
+        mark_views(client, config.project, {view.name: end})
     return written
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -12,12 +13,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fsml.serving.deps import AdminDep, StateDep
+from fsml.serving.errors import public_reason
 from fsml.serving.process import settings_environ
 from fsml.serving.schemas import ReloadResponse
 from pydantic import BaseModel, Field
 
 from fsml.errors import FsmlError
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
@@ -29,7 +32,9 @@ async def reload(_: AdminDep, state: StateDep) -> dict[str, object]:
     except FsmlError as exc:
         raise HTTPException(409, detail=exc.message) from None
     except Exception as exc:  # the registry may be unreachable: keep serving the current model
-        raise HTTPException(503, detail=f"reload failed, still serving the previous model: {exc}") from None
+        log.warning("reload failed, still serving the previous model: %s", exc)
+        reason = public_reason(f"{type(exc).__name__}: {exc}")
+        raise HTTPException(503, detail=f"reload failed, still serving the previous model: {reason}") from None
     return {
         "reloaded": previous != scorer.version,
         "previous_version": previous,

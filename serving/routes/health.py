@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from fsml.serving.deps import ScorerDep, StateDep
+from fsml.serving.deps import ScorerDep, StateDep, no_model
 from fsml.serving.schemas import ModelInfo
 from fsml.serving.state import ONLINE_STORE_ERRORS
 
@@ -19,18 +19,29 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready when Redis answers and a model is loaded; 503 with the reason otherwise."""
+    """Ready when a model is loaded and the online store holds rows of every view it reads (one
+    round trip: the views' markers); 503 with the reasons otherwise."""
     problems = []
+    scorer = state.scorer
+    if scorer is None:
+        problems.append(no_model(state))
     try:
-        await state.redis.ping()
+        if scorer is None or scorer.reader.marker_payload is None:
+            await state.redis.ping()
+        else:
+            reader = scorer.reader
+            marks = (await state.redis.execute([reader.marker_payload], [reader.marker_key]))[0]
+            empty = [view for view, mark in zip(scorer.reader.views, marks, strict=True) if mark is None]
+            if empty:
+                problems.append(
+                    f"online store holds no rows of {', '.join(empty)}: run `fsml features materialize`"
+                )
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         problems.append(f"online store unavailable ({type(exc).__name__})")
-    if state.scorer is None:
-        problems.append(f"no model loaded: {state.load_error or 'loading'}")
     if problems:
         return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ready", "model_version": state.scorer.version})
+    return JSONResponse({"status": "ready", "model_version": scorer.version})
 
 
 @router.get("/v1/model", response_model=ModelInfo, tags=["model"])

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fsml.serving.decision import decide
 from fsml.serving.deps import ScorerDep, StateDep
 from fsml.serving.features import utc
 from fsml.serving.schemas import BatchResponse, PredictResponse
@@ -36,9 +37,13 @@ async def score_rows(
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     out = []
+    policy = state.settings.missing_features_decision
     for row, vector, score in zip(rows, vectors, scores, strict=True):
-        decision = "flag" if score >= scorer.threshold else "pass"
+        all_missing = reader.all_missing(vector)
+        decision = decide(score, scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, decision).inc()
+        if all_missing:
+            metrics.all_missing.inc()
         for column in vector.missing:
             metrics.child(metrics.missing, column).inc()
         for column in vector.stale:
@@ -55,7 +60,7 @@ async def score_rows(
                 scorer.name,
                 scorer.version,
             )
-        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale}
+        report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
         out.append(
@@ -76,7 +81,7 @@ def router(single: type[BaseModel], batch: type[BaseModel]) -> APIRouter:
 
     @api.post("/v1/predict", response_model=PredictResponse, response_model_exclude_unset=True)
     async def predict(body: single, state: StateDep, scorer: ScorerDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score one transaction; says which features were missing or stale."""
+        """Score one transaction; says which features were missing or stale, and whether all were."""
         return (await score_rows(state, scorer, [body.model_dump()], include_values))[0]  # type: ignore[attr-defined]
 
     @api.post("/v1/predict/batch", response_model=BatchResponse, response_model_exclude_unset=True)

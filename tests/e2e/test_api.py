@@ -48,7 +48,7 @@ def test_predict_contract(api: httpx.Client, champion: Champion) -> None:
         "name": "fsml-staging-fraud_model_v1",
         "version": champion.outcome.registered.version,
     }
-    assert data["features"] == {"missing": [], "stale": []}
+    assert data["features"] == {"missing": [], "stale": [], "all_missing": False}
 
 
 def test_feature_values_on_request(api: httpx.Client, champion: Champion) -> None:

@@ -130,3 +130,24 @@ def test_corrupted_raw_data_is_named(tmp_path: Path) -> None:
     target.write_bytes(b"garbage")
     assert_one_line_error(run(tmp_path, "features", "build"), "cannot read")
     assert not (tmp_path / "data" / "features").exists()
+
+
+def test_score_never_writes_over_its_input_or_another_file(tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"customer_id": [1], "merchant_id": [2], "amount": [3.0], "timestamp": [AS_OF]}).to_parquet(source)
+    existing = tmp_path / "old.parquet"
+    existing.write_bytes(b"keep me")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = [
+        (source, "is the input file"),
+        (existing, "exists: remove it or pass --overwrite"),
+        (folder, "is a directory"),
+    ]
+    for output, fragment in cases:
+        done = run(tmp_path / "home", "score", "--input", str(source), "--output", str(output))
+        assert_one_line_error(done, fragment)
+    assert existing.read_bytes() == b"keep me" and source.stat().st_size > 100
+    # with --overwrite the check passes (and the command goes on: here to the missing registry)
+    done = run(tmp_path / "home", "score", "--input", str(source), "--output", str(existing), "--overwrite")
+    assert "pass --overwrite" not in done.stderr and existing.read_bytes() == b"keep me"

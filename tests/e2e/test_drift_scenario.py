@@ -18,6 +18,7 @@ from fsml.examples.fraud.synthetic import GeneratorConfig, generate, save
 from fsml.features.build import build_features
 from fsml.monitoring.replay import replay
 from fsml.monitoring.watch import run_once
+from fsml.serving.materialize import materialize
 from fsml.serving.process import ServerProcess
 from fsml.training.dataset import with_features
 from fsml.training.pipeline import train
@@ -78,6 +79,7 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
         apply_repo(settings)
         champion = train(settings, as_of=START + timedelta(days=K))
         assert promote(settings, as_of=START + timedelta(days=K)).promoted
+        materialize(settings, end=START + timedelta(days=K))  # not ready before the store holds its rows
 
         with ServerProcess(settings) as server:
             loop = settings.model_copy(update={"service_url": server.url})

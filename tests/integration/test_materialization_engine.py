@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from fsml.redis_server import RedisServer
+from fsml.stores.redis import marker_key, read_marks
 from tests.conftest import feast_store
 
 pytestmark = pytest.mark.integration
@@ -88,8 +89,9 @@ def _store(home: Path, url: str, engine: str, objects: list, key_ttl: int | None
 
 
 def _dump(url: str) -> dict:
+    """Every Feast key and its hash; fsml's readiness markers (fsml.stores.redis) are left out."""
     client = redis.Redis.from_url(url)
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+    return {key: client.hgetall(key) for key in client.scan_iter(count=1000) if key != marker_key("diff")}
 
 
 @pytest.mark.parametrize(("batch_rows", "key_ttl"), [(20_000, None), (301, 3600)])
@@ -120,7 +122,8 @@ def test_fast_engine_writes_what_stock_feast_writes(
         assert len(stock) > 400 and fast == stock
         for _, url in stores.values():
             client = redis.Redis.from_url(url)
-            ttls = {client.ttl(key) for key in client.scan_iter(count=1000)}
+            assert set(read_marks(client, "diff")) == {"stats", "pairs"}  # both engines mark their views
+            ttls = {client.ttl(key) for key in client.scan_iter(count=1000) if key != marker_key("diff")}
             assert ttls == {-1} if key_ttl is None else all(0 < t <= key_ttl for t in ttls)
         rows = [{"user_id": u, "shop": "s1"} for u in range(-5, 60)]
         features = ["stats:a", "stats:b", "stats:c", "stats:d", "stats:flag", "stats:small", "pairs:e"]
@@ -141,7 +144,7 @@ def test_a_redis_error_fails_the_materialization(tmp_path: Path) -> None:
         store = _store(tmp_path / "fast", server.url, "fsml.stores.engine.FsmlComputeEngine", _objects(data))
         store.materialize(START, START + timedelta(days=1))
         client = redis.Redis.from_url(server.url)
-        victim = next(iter(client.scan_iter(count=1000)))
+        victim = next(k for k in client.scan_iter(count=1000) if k != marker_key("diff"))
         client.delete(victim)
         client.set(victim, b"not a hash")
         with pytest.raises(Exception, match="WRONGTYPE"):

@@ -13,14 +13,16 @@ from fsml.errors import FsmlError
 from fsml.featurestore import apply_repo, open_store
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
+from fsml.stores.redis import KEYS_FIELD, read_marks
 from tests.conftest import AS_OF, World
 
 pytestmark = pytest.mark.integration
 
 
 def _dump(url: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Feast's keys and hashes; fsml's readiness markers (fsml.stores.redis) are left out."""
     client = redis.Redis.from_url(url)
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+    return {key: client.hgetall(key) for key in client.scan_iter(count=1000) if not key.startswith(b"fsml:online:")}
 
 
 @pytest.fixture
@@ -47,6 +49,8 @@ def test_rerun_gives_the_same_state_and_stock_feast_reads_it(private) -> None:
     assert first.chunks == 4 + 16 + 4 + 4  # 2, 8, 2 and 2 days of TTL in 12-hour chunks
     state = _dump(server.url)
     assert len(state) == settings_entities(settings)
+    marks = read_marks(redis.Redis.from_url(server.url), settings.feast_project)
+    assert set(marks) == {*first.views, KEYS_FIELD.decode()}  # every view marked, and the key count
     materialize(settings, end=AS_OF)
     assert _dump(server.url) == state
     store = open_store(settings)
