@@ -26,7 +26,7 @@ from typing import Any
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.settings import Settings
-from fsml.stores.redis import KEYS_FIELD, count_keys, marker_key, read_marks
+from fsml.stores.redis import KEYS_FIELD, count_keys, marker_key, read_marks, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,7 @@ def materialize(
 
 
 def _redis(settings: Settings) -> Any:
-    import redis
-
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    return sync_client(settings.redis_url, settings.redis_type, socket_timeout=30)
 
 
 def _lost(client: Any, project: str, views: list[str]) -> dict[str, str]:

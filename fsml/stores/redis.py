@@ -46,6 +46,17 @@ def parse_connection_string(connection_string: str) -> tuple[list[dict[str, Any]
     return [node], kwargs
 
 
+def sync_client(url: str, redis_type: str = "redis", **options: Any) -> Any:
+    """A redis-py client of the online store: the server of ``url``, or with ``redis_cluster`` the
+    Redis Cluster that ``url``'s node belongs to."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    if redis_type == "redis_cluster":
+        return RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
 KEYS_FIELD = b"#keys"  # not a Feast name: the project's key count after the last full write
 
 

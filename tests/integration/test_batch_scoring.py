@@ -134,7 +134,12 @@ def test_a_failing_slice_leaves_no_output(champion: Champion, tmp_path: Path, mo
 
 def test_output_may_not_overwrite_its_input(champion: Champion, tmp_path: Path) -> None:
     _daily_files(champion, tmp_path / "in")
-    with pytest.raises(FsmlError, match="overwrite its own input"):
+    with pytest.raises(FsmlError, match="is the input file"):
         score_file(champion.settings, tmp_path / "in", tmp_path / "in")
     with pytest.raises(FsmlError, match="no input file"):
         score_file(champion.settings, str(tmp_path / "nothing-*.parquet"), tmp_path / "out")
+    settings = champion.settings.model_copy(update={"score_chunk_rows": 500})
+    score_file(settings, tmp_path / "in", tmp_path / "out")
+    with pytest.raises(FsmlError, match="exists: remove it or pass --overwrite"):
+        score_file(settings, tmp_path / "in", tmp_path / "out")
+    score_file(settings, tmp_path / "in", tmp_path / "out", overwrite=True)
