@@ -44,6 +44,7 @@ def run(world: BenchWorld, repeats: int = 3, rows: int = 1_000_000) -> dict[str,
 
     settings = world.settings.model_copy(update={"engine": "ray"})
     source = input_file(settings, rows)
+    scored = source.with_name("scored-ray.parquet")
     spec = describe_service(open_store(settings), settings.feature_service)
     windows = windows_for(settings, world.end)
     start = max(windows.start, first_timestamp(spec) + timedelta(days=settings.feature_warmup_days))
@@ -68,7 +69,7 @@ def run(world: BenchWorld, repeats: int = 3, rows: int = 1_000_000) -> dict[str,
     for cpus in (1, 2):
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, object_store_memory=300 * 2**20)
         try:
-            scoring = _timed(lambda: score_file(settings, source, source.with_name("scored-ray.parquet")), repeats)
+            scoring = _timed(lambda: score_file(settings, source, scored, overwrite=True), repeats)
             joining = _timed(join, repeats)
             if cpus == 2:
                 metrics, seconds = fit_with(settings)
