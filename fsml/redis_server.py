@@ -183,7 +183,9 @@ class RedisCluster:
         return self.nodes[0].url
 
     def start(self, timeout: float = 60.0) -> RedisCluster:
+        """A new cluster: the nodes' files of an earlier one are removed first."""
         for node in self.nodes:
+            shutil.rmtree(node.directory, ignore_errors=True)
             node.start()
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         command = [server_binary("redis-cli"), "--cluster", "create", *addresses,
