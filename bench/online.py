@@ -31,6 +31,7 @@ from fsml.serving.process import ServerProcess, settings_environ
 from bench.common import BenchWorld
 from bench.loadgen import wrk
 from fsml.redis_server import free_port
+from fsml.repo import write_effective_yaml
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("openload.c")
@@ -51,10 +52,10 @@ class FeastServer:
         log_path = settings.home / "logs" / f"feast-serve-{self.port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [str(feast), "-c", str(settings.feature_repo), "serve", "-p", str(self.port), "--no-access-log"]
+        # the repo as fsml runs it (its project with the environment's suffix), as `fsml env` sets up
+        env = {**settings_environ(settings), "FEAST_FS_YAML_FILE_PATH": str(write_effective_yaml(settings))}
         with open(log_path, "wb") as log_file:
-            self._process = subprocess.Popen(
-                command, env=settings_environ(settings), stdout=log_file, stderr=subprocess.STDOUT
-            )
+            self._process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:

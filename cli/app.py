@@ -33,6 +33,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
 JSON_HELP = "Print one JSON object as the last line of output."
+FEATURE_SERVICE_HELP = "Model of this feature service; default FSML_FEATURE_SERVICE."
 
 
 class ConfigError(FsmlError):

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit, steps
+from fsml.console import chunk_progress, emit, plain, steps
 
 
 @features_app.command("build")
@@ -40,7 +40,7 @@ def apply(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fal
     with steps("features apply", 1) as step:
         step(f"project {settings.feast_project}")
         diff = apply_repo(settings)
-    changes = [line.strip() for line in diff.splitlines() if line.strip()]
+    changes = [plain(line).strip() for line in diff.splitlines() if line.strip()]
     emit(
         {"project": settings.feast_project, "repo": str(settings.feature_repo), "changes": changes},
         as_json,

@@ -5,26 +5,26 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
+from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings, parse_time
 
 from fsml.console import emit, steps
 
 
 @app.command()
 def train(
-    feature_service: Annotated[str | None, typer.Option(help="Feature service; default FSML_FEATURE_SERVICE.")] = None,
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_of: Annotated[str | None, typer.Option(help="Labels known at this time (ISO); default now.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Build a point-in-time training set, train LightGBM, evaluate and register a challenger."""
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
     when = parse_time(as_of, "--as-of")
 
     from fsml.training.pipeline import train as run_training
 
     with steps("train", 1) as step:
         step("training set, model, report, registry")
-        outcome = run_training(settings, feature_service, when)
+        outcome = run_training(settings, settings.feature_service, when)
     emit(outcome.summary(), as_json)
 
 
@@ -33,18 +33,18 @@ def promote(
     version: Annotated[str | None, typer.Option(help="Version to consider; default the challenger.")] = None,
     force: Annotated[bool, typer.Option(help="Promote whatever the comparison says.")] = False,
     as_of: Annotated[str | None, typer.Option(help="End of the evaluation window (ISO); default now.")] = None,
-    feature_service: Annotated[str | None, typer.Option(help="Model of this feature service.")] = None,
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make the challenger the champion if it is at least as good on the latest labelled window."""
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
     when = parse_time(as_of, "--as-of")
 
     from fsml.training.promote import promote as run_promotion
 
     with steps("promote", 1) as step:
         step("scoring challenger and champion")
-        decision = run_promotion(settings, version, force, when, feature_service)
+        decision = run_promotion(settings, version, force, when)
     emit(decision.summary(), as_json)
 
 

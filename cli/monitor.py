@@ -6,7 +6,7 @@ import contextlib
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, app, load_settings, parse_time
+from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings, parse_time
 
 from fsml.console import chunk_progress, emit
 
@@ -36,10 +36,11 @@ def replay(
 def monitor_run(
     as_of: Annotated[str | None, typer.Option(help="Judge as of this time (ISO); default now.")] = None,
     source: Annotated[str, typer.Option(help="'logs' (prediction log) or 'offline' (batch models).")] = "logs",
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Compare recent traffic with the champion's training reference; write an HTML report."""
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
     when = parse_time(as_of, "--as-of")
     if source not in ("logs", "offline"):
         raise typer.BadParameter("must be 'logs' or 'offline'", param_hint="--source")
@@ -56,25 +57,31 @@ def monitor_run(
 def monitor_watch(
     every: Annotated[str, typer.Option(help="Time between rounds: 30s, 15m, 1h, 1d.")] = "1h",
     rounds: Annotated[int | None, typer.Option(min=1, help="Stop after this many rounds.")] = None,
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + " (when the rounds end)")] = False,
 ) -> None:
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
 
     from fsml.monitoring.watch import parse_duration, watch
 
     period = parse_duration(every)
+    done: list[dict] = []
     with contextlib.suppress(KeyboardInterrupt):
-        watch(settings, period, rounds)
+        done = watch(settings, period, rounds)
+    if as_json:
+        emit({"feature_service": settings.feature_service, "rounds": done}, as_json)
 
 
 @app.command()
 def retrain(
     reason: Annotated[str, typer.Option(help="Why: recorded with the run and in the trigger log.")] = "manual",
     as_of: Annotated[str | None, typer.Option(help="Labels known at this time (ISO); default now.")] = None,
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Retrain now: features, online store, training, gate against the champion, reload."""
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
     when = parse_time(as_of, "--as-of")
 
     from fsml.monitoring.retrain import retrain as run_retraining

@@ -7,7 +7,7 @@ import shutil
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, app, load_settings
+from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings
 
 from fsml.console import chunk_progress, emit
 
@@ -17,16 +17,33 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    feature_service: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Model to host (repeat for several; the first answers /v1/predict); "
+            "default FSML_SERVE_FEATURE_SERVICES, else FSML_FEATURE_SERVICE."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the champion over HTTP: /v1/predict, /v1/predict/batch, /readyz, /metrics, ..."""
+    """Serve champions over HTTP: /v1/predict, /v1/models/{feature_service}/predict, /readyz, ..."""
     settings = load_settings()
+    if feature_service:
+        settings = settings.for_service(feature_service[0])
+        settings = settings.model_copy(update={"serve_feature_services": list(dict.fromkeys(feature_service))})
 
     from fsml.serving.app import check_deployable
     from fsml.serving.lifeline import MASTER_ENV
     from fsml.serving.limits import HTTP_PROTOCOL
 
     check_deployable(settings)
+    from fsml.featurestore import describe_service, open_store
+
+    store = open_store(settings)  # an unknown or unusable feature service is one error line, here
+    for name in settings.served_services:
+        describe_service(store, name)
     settings.export()
+    os.environ["FSML_FEATURE_SERVICE"] = settings.feature_service  # for the worker processes
+    os.environ["FSML_SERVE_FEATURE_SERVICES"] = ",".join(settings.served_services)
     if workers > 1:  # one metrics store for all workers (prometheus-client multiprocess mode)
         directory = settings.home / "run" / f"prometheus-{port}"
         shutil.rmtree(directory, ignore_errors=True)
@@ -59,20 +76,21 @@ def score(
         str,
         typer.Option(
             "--input",
-            help="Parquet file, directory or glob: the fields of /v1/predict; timestamp required.",
+            help="Parquet file, directory or glob: the fields of the model's predict request; its time required.",
         ),
     ],
     output: Annotated[
         str, typer.Option("--output", help="Parquet file to write (a directory for a directory or glob), atomically.")
     ],
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Score files with point-in-time features as of each row's timestamp and the champion
-    (in slices of FSML_SCORE_CHUNK_ROWS rows; on Ray with FSML_ENGINE=ray)."""
+    """Score files with point-in-time features as of each row's time and the champion (in slices
+    of FSML_SCORE_CHUNK_ROWS rows; on Ray with FSML_ENGINE=ray)."""
     from pathlib import Path
 
-    settings = load_settings()
+    settings = load_settings().for_service(feature_service)
 
     from fsml.serving.batch import score_file
 

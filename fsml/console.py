@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,10 +92,26 @@ def _columns() -> tuple:
     )
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(value: Any) -> Any:
+    """``value`` with terminal escape codes removed from every string in it (Feast colours the
+    names in its registry diffs)."""
+    if isinstance(value, str):
+        return ANSI.sub("", value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def emit(result: dict[str, Any], as_json: bool) -> None:
-    """Print a command's result: one JSON line, or ``key: value`` lines for people."""
+    """Print a command's result: one JSON line (plain text, for programs), or ``key: value``
+    lines for people."""
     if as_json:
-        print(json.dumps(result, default=str, sort_keys=True), flush=True)
+        print(json.dumps(plain(result), default=str, sort_keys=True), flush=True)
         return
     for key, value in result.items():
         if isinstance(value, dict):

@@ -22,3 +22,12 @@ class ValidationFailed(FsmlError):
     def __init__(self, what: str, failures: list[str]) -> None:
         self.failures = failures
         super().__init__(f"{what} rejected, {len(failures)} failing check(s): " + "; ".join(failures))
+
+
+class OnDemandFailed(FsmlError):
+    """A user's on-demand feature view function raised (or returned something unusable),
+    online or offline; the message names the view."""
+
+    def __init__(self, view: str, exc: BaseException) -> None:
+        self.view = view
+        super().__init__(f"on-demand feature view {view!r} failed: {type(exc).__name__}: {exc}")

@@ -1,24 +1,45 @@
-"""The Feast feature store as fsml uses it: opened from settings, applied, and described.
+"""Feature services described for the platform, from the repo's own declarations.
 
 A ``ServiceSpec`` is everything the platform needs to know about a feature service to train,
 serve and monitor it: the model's feature columns and their types, the entity join keys, the
-request fields, the on-demand views, and the label source declared with ``fsml.*`` tags.
+request fields, the on-demand views, the request's time field, and the label source. Nothing
+here names an example's columns; a repo declares them:
+
+- a label source is a Feast ``FileSource`` tagged ``fsml.label`` (the label column) and
+  ``fsml.id`` (the column that identifies a prediction), optionally
+  ``fsml.label_available_at`` (when each label becomes known; default: at its row's time);
+  its ``timestamp_field`` is each row's time;
+- a feature service names its label source with the tag ``fsml.label_source``, or uses the
+  repo's only label source; it may override ``fsml.label``, ``fsml.id`` and
+  ``fsml.label_available_at`` with tags of its own (two models, two labels, one file);
+- a request's time field is the ``UnixTimestamp`` field of the service's request sources if
+  there is one, else the label source's ``timestamp_field``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsml.errors import FsmlError
-from fsml.settings import Settings
+from fsml.repo import apply_repo, open_store, parse_repo
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
+
+__all__ = [
+    "Feature",
+    "Input",
+    "LabelSource",
+    "ServiceSpec",
+    "apply_repo",
+    "describe_service",
+    "get_service",
+    "open_store",
+    "parse_repo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +78,10 @@ class LabelSource:
     """Where labelled entity rows for training come from (a Feast FileSource with fsml tags)."""
 
     name: str
-    path: Path
-    timestamp: str
+    path: Path  # absolute: relative paths are the repo's
+    timestamp: str  # the source's timestamp_field: when each row happened
     label: str
-    available_at: str
+    available_at: str  # when each label becomes known; the timestamp column if not declared
     id: str
 
 
@@ -74,59 +95,20 @@ class ServiceSpec:
     label_source: LabelSource
     offline_paths: dict[str, Path]  # per feature view backed by a file
     inputs: tuple[Input, ...] = ()
+    time_field: str = "event_timestamp"  # a request's time, see the module docstring
 
     @property
     def columns(self) -> list[str]:
         return [f.column for f in self.features]
 
+    @property
+    def id_field(self) -> str:
+        return self.label_source.id
 
-def open_store(settings: Settings) -> FeatureStore:
-    """Load the repo's ``feature_store.yaml`` with this process's settings expanded into it."""
-    settings.export()
-    from feast import FeatureStore
-
-    try:
-        return FeatureStore(repo_path=str(settings.feature_repo))
-    except Exception as exc:  # Feast raises many types for a bad yaml; one line is enough here
-        raise FsmlError(f"cannot load feature repo {settings.feature_repo}: {exc}") from None
-
-
-def apply_repo(settings: Settings) -> str:
-    """Register every object of the feature repo, as ``feast apply`` does; return the diff."""
-    from feast import Project
-    from feast.repo_operations import extract_objects_for_apply_delete
-
-    (settings.home / "feast").mkdir(parents=True, exist_ok=True)
-    store = open_store(settings)
-    repo = parse_repo(settings.feature_repo)
-    if not repo.projects:
-        repo.projects.append(Project(name=store.project))
-    registry_diff, _, _ = store.plan(repo)
-    to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, repo)
-    store.apply(to_apply, objects_to_delete=to_delete, partial=False)
-    return registry_diff.to_string()
-
-
-def parse_repo(repo_path: Path):
-    """Feast's ``parse_repo`` run the way its CLI runs it: from inside the repo directory.
-
-    Feast names repo modules relative to the working directory and imports them; modules from a
-    previous parse are dropped first so that definitions read the current environment.
-    """
-    from feast.repo_operations import get_repo_files
-    from feast.repo_operations import parse_repo as feast_parse_repo
-
-    names = {p.relative_to(repo_path).with_suffix("").as_posix().replace("/", ".") for p in get_repo_files(repo_path)}
-    for name in names:
-        sys.modules.pop(name, None)
-    previous = os.getcwd()
-    sys.path.insert(0, str(repo_path))
-    try:
-        os.chdir(repo_path)
-        return feast_parse_repo(repo_path)
-    finally:
-        os.chdir(previous)
-        sys.path.remove(str(repo_path))
+    @property
+    def time_is_input(self) -> bool:
+        """Whether the time field is a request field the on-demand views read."""
+        return self.time_field in self.request_fields
 
 
 def get_service(store: FeatureStore, name: str) -> FeatureService:
@@ -149,19 +131,34 @@ _DTYPES = {
     "String": "string",
     "UnixTimestamp": "timestamp",
 }
+FEATURE_TYPES = ("float", "int", "string")
+INPUT_TYPES = ("float", "int", "string", "timestamp")
+KEY_TYPES = ("Int32", "Int64", "String")  # what Feast's v3 entity keys and fsml's reader encode
 
 
-def _dtype(field_dtype: object, allowed: tuple[str, ...] = ("float", "int", "string")) -> str:
-    kind = _DTYPES.get(str(field_dtype))
+def _dtype(field: Any, where: str, allowed: tuple[str, ...]) -> str:
+    """fsml's kind of a Feast field type; anything else is an error naming the view and field."""
+    kind = _DTYPES.get(str(field.dtype))
     if kind not in allowed:
-        raise FsmlError(f"type {field_dtype} is not supported by fsml models")
+        usable = ", ".join(k for k, v in _DTYPES.items() if v in allowed)
+        raise FsmlError(f"{where}: {field.name!r} has type {field.dtype}, which fsml models cannot use ({usable})")
     return kind
 
 
-def _input(field: Any, kind: str) -> Input:
+def _input(field: Any, kind: str, where: str) -> Input:
     minimum = (field.tags or {}).get("fsml.min")
-    dtype = _dtype(field.dtype, ("float", "int", "string", "timestamp"))
+    if kind == "key" and str(field.dtype) not in KEY_TYPES:
+        served = ", ".join(KEY_TYPES)
+        raise FsmlError(f"{where}: join key {field.name!r} has type {field.dtype}; fsml serves {served} keys")
+    dtype = _dtype(field, where, INPUT_TYPES)
     return Input(field.name, dtype, kind, float(minimum) if minimum is not None else None)
+
+
+def resolve_path(store: FeatureStore, path: str) -> Path:
+    """A source path as Feast reads it: relative paths are the repo's."""
+    from feast.infra.offline_stores.file_source import FileSource
+
+    return Path(FileSource.get_uri_for_file_path(store.repo_path, path))
 
 
 def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
@@ -174,59 +171,82 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
     for projection in service.feature_view_projections:
         view_name = projection.name_to_use()
         on_demand = projection.name in odfvs
+        where = f"feature service {name!r}, {'on-demand ' if on_demand else ''}feature view {view_name!r}"
         for field in projection.features:
             limits = tuple(
                 (k.removeprefix("fsml.drift."), float(v))
                 for k, v in sorted((field.tags or {}).items())
                 if k.startswith("fsml.drift.")
             )
-            features.append(Feature(view_name, field.name, _dtype(field.dtype), on_demand, limits))
+            kind = _dtype(field, where, FEATURE_TYPES)
+            features.append(Feature(view_name, field.name, kind, on_demand, limits))
         if on_demand:
             odfv = odfvs[projection.name]
             for source in odfv.source_request_sources.values():
                 for field in source.schema:
-                    inputs.setdefault(field.name, _input(field, "request"))
+                    inputs.setdefault(field.name, _input(field, "request", f"request source {source.name!r}"))
             key_views = [views[p.name] for p in odfv.source_feature_view_projections.values()]
         else:
             view = views[projection.name]
             key_views = [view]
             ttls[view_name] = view.ttl.total_seconds() if view.ttl else 0.0
             if getattr(view.batch_source, "path", None):
-                paths[view_name] = Path(view.batch_source.path)
+                paths[view_name] = resolve_path(store, view.batch_source.path)
         for key_view in key_views:
             for column in key_view.entity_columns:
-                inputs.setdefault(column.name, _input(column, "key"))
+                inputs.setdefault(column.name, _input(column, "key", f"feature view {key_view.name!r}"))
     join_keys = [i.name for i in inputs.values() if i.kind == "key"]
     request_fields = [i.name for i in inputs.values() if i.kind == "request"]
+    label_source = _label_source(store, service)
+    times = [i.name for i in inputs.values() if i.kind == "request" and i.dtype == "timestamp"]
     return ServiceSpec(
         name=name,
         features=tuple(features),
         join_keys=tuple(join_keys),
         request_fields=tuple(request_fields),
         ttl_seconds=ttls,
-        label_source=_label_source(store, service),
+        label_source=label_source,
         offline_paths=paths,
         inputs=tuple(sorted(inputs.values(), key=lambda i: i.kind != "key")),
+        time_field=times[0] if times else label_source.timestamp,
     )
 
 
+LABEL_TAGS = ("fsml.label", "fsml.id", "fsml.label_available_at")
+
+
 def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:
-    source_name = service.tags.get("fsml.label_source")
-    if not source_name:
-        raise FsmlError(f"feature service {service.name!r} has no 'fsml.label_source' tag naming its labels")
-    try:
-        source = store.get_data_source(source_name)
-    except Exception:
-        raise FsmlError(f"label source {source_name!r} of {service.name!r} is not registered") from None
-    tags = source.tags
-    missing = [t for t in ("fsml.label", "fsml.label_available_at", "fsml.id") if t not in tags]
-    if missing or not hasattr(source, "path"):
-        raise FsmlError(f"label source {source_name!r} needs a file path and tags {missing}")
+    source = _find_label_source(store, service)
+    tags = {**source.tags, **{k: v for k, v in service.tags.items() if k in LABEL_TAGS}}
+    missing = [t for t in LABEL_TAGS[:2] if not tags.get(t)]
+    path = getattr(source, "path", None)
+    if missing or not path:
+        needs = ["a file path"] if not path else []
+        needs += [f"the tag {t!r}" for t in missing]
+        raise FsmlError(f"label source {source.name!r} of {service.name!r} needs {' and '.join(needs)}")
     return LabelSource(
-        name=source_name,
-        path=Path(source.path),
+        name=source.name,
+        path=resolve_path(store, path),
         timestamp=source.timestamp_field,
         label=tags["fsml.label"],
-        available_at=tags["fsml.label_available_at"],
+        available_at=tags.get("fsml.label_available_at") or source.timestamp_field,
         id=tags["fsml.id"],
+    )
+
+
+def _find_label_source(store: FeatureStore, service: FeatureService) -> Any:
+    """The source the service names with ``fsml.label_source``, or the repo's only label source."""
+    named = service.tags.get("fsml.label_source")
+    if named:
+        try:
+            return store.get_data_source(named)
+        except Exception:
+            raise FsmlError(f"label source {named!r} of {service.name!r} is not registered") from None
+    labelled = [s for s in store.list_data_sources() if "fsml.label" in (s.tags or {})]
+    if len(labelled) == 1:
+        return labelled[0]
+    found = ", ".join(sorted(s.name for s in labelled)) if labelled else "none in the repo"
+    raise FsmlError(
+        f"feature service {service.name!r} has no label source: tag it with fsml.label_source naming a "
+        f"FileSource tagged fsml.label and fsml.id (label sources: {found})"
     )

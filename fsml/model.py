@@ -49,6 +49,8 @@ class ModelCard(BaseModel):
     join_keys: list[str]
     request_fields: list[str]
     inputs: list[InputInfo] = Field(default_factory=list)
+    id_field: str = ""  # the label source's id column: requests echo it, the log keeps it
+    time_field: str = ""  # a request's time field (see fsml.featurestore)
     ttl_seconds: dict[str, float]
     label: str
     threshold: float

@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
 Environment = Literal["dev", "staging", "prod"]
@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     )
     feature_repo: Path = Field(DEFAULT_FEATURE_REPO, description="Feast repository to use.")
     feature_service: str = Field("fraud_model_v1", description="Default feature service.")
+    serve_feature_services: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Feature services one `fsml serve` hosts, comma-separated; default: feature_service.",
+    )
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: a SQLite store under FSML_HOME."
     )
@@ -56,7 +60,8 @@ class Settings(BaseSettings):
         250_000, gt=0, description="Entity rows per partition of a distributed training-set join."
     )
 
-    # Training: windows are counted back from the newest matured label before the as-of time.
+    # Training: windows are counted back from the as-of time; they shrink to fit a shorter
+    # labelled history (training/windows.py).
     seed: int = 42
     feature_warmup_days: float = Field(
         45.0,
@@ -128,6 +133,18 @@ class Settings(BaseSettings):
     def _absolute(cls, path: Path) -> Path:
         return path.expanduser().resolve()
 
+    @field_validator("serve_feature_services", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):  # JSON, as pydantic-settings writes lists
+                import json
+
+                return json.loads(text)
+            return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
@@ -156,7 +173,21 @@ class Settings(BaseSettings):
             raise ValueError(f"feature_repo {self.feature_repo} has no feature_store.yaml")
         return self
 
-    # Derived locations. Nothing is created here: stages create what they write.
+    def for_service(self, name: str | None) -> Settings:
+        """These settings with ``name`` as the feature service (the model) they work on."""
+        if not name or name == self.feature_service:
+            return self
+        return self.model_copy(update={"feature_service": name})
+
+    @property
+    def served_services(self) -> list[str]:
+        """What ``fsml serve`` hosts: the default model first, then the others."""
+        names = self.serve_feature_services or [self.feature_service]
+        first = self.feature_service if self.feature_service in names else names[0]
+        return list(dict.fromkeys([first, *names]))
+
+    # Derived locations. Nothing is created here: stages create what they write. State of a
+    # model (prediction log, monitor history, triggers, retraining) is kept per feature service.
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
@@ -171,11 +202,15 @@ class Settings(BaseSettings):
 
     @property
     def prediction_log_dir(self) -> Path:
-        return self.home / "logs" / "predictions" / self.env
+        return self.home / "logs" / "predictions" / self.env / self.feature_service
 
     @property
     def monitoring_dir(self) -> Path:
-        return self.home / "monitoring" / self.env
+        return self.home / "monitoring" / self.env / self.feature_service
+
+    @property
+    def monitoring_reports_dir(self) -> Path:
+        return self.reports_dir / "monitoring" / self.env / self.feature_service
 
     @property
     def reports_dir(self) -> Path:
@@ -195,7 +230,10 @@ class Settings(BaseSettings):
 
     @property
     def feast_project(self) -> str:
-        return f"fsml_{self.env}"
+        """The repo's own project name with the environment as a suffix: ``fraud_dev``."""
+        from fsml.repo import project_name
+
+        return project_name(self.feature_repo, self.feast_environ(), self.env)
 
     @property
     def experiment_name(self) -> str:
@@ -207,12 +245,7 @@ class Settings(BaseSettings):
 
     def feast_environ(self) -> dict[str, str]:
         """Variables that ``feature_store.yaml`` and the feature definitions expand."""
-        return {
-            "FSML_HOME": str(self.home),
-            "FSML_ENV": self.env,
-            "REDIS_URL": self.redis_url,
-            "FSML_REDIS_TYPE": self.redis_type,
-        }
+        return {"FSML_HOME": str(self.home), "FSML_ENV": self.env, "REDIS_URL": self.redis_url}
 
     def export(self) -> None:
         """Put the resolved values into ``os.environ`` for Feast and child processes."""

@@ -100,26 +100,18 @@ def now() -> datetime:
 def offline_window(settings, bundle, as_of: datetime, days: float) -> Window:  # noqa: ANN001
     """For batch models: the label source's rows of the last ``days``, with point-in-time
     features from the offline store and the champion's scores, shaped like the log."""
-    from fsml.training.dataset import with_features
+    from fsml.training.dataset import label_rows, with_features
 
     from fsml.featurestore import describe_service, open_store
 
     store = open_store(settings)
     spec = describe_service(store, bundle.card.feature_service)
-    src = spec.label_source
     start = as_of - timedelta(days=days)
-    keep = dict.fromkeys([src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)])
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    entities = con.execute(
-        f"""SELECT {", ".join(f'"{c}"' for c in keep)}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp
-            FROM read_parquet(?) WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ?""",
-        [str(src.path), start, as_of],
-    ).df()
+    entities = label_rows(spec, start, as_of)
     if entities.empty:
-        raise FsmlError(f"no {src.name} rows between {start.isoformat()} and {as_of.isoformat()}")
+        raise FsmlError(f"no {spec.label_source.name} rows between {start.isoformat()} and {as_of.isoformat()}")
     frame = with_features(store, spec, entities)
     frame["score"] = bundle.predict_matrix(bundle.encoder.frame(frame), num_threads=settings.num_threads)
     frame["model_version"] = bundle.version
-    frame["transaction_id"] = frame[src.id].astype(str)
+    frame[spec.id_field] = frame[spec.id_field].astype(str)  # as the prediction log holds ids
     return Window(frame, start, as_of, "offline store")

@@ -113,7 +113,7 @@ def run_monitor(
         "action": action,
         "features": [c.summary() for c in columns],
     }
-    path = settings.reports_dir / "monitoring" / f"drift-{as_of:%Y%m%dT%H%M%S}.html"
+    path = settings.monitoring_reports_dir / f"drift-{as_of:%Y%m%dT%H%M%S}.html"
     atomic.write_text(path, drift_report(summary, columns, score))
     summary["report"] = str(path)
     summary["seconds"] = round(time.perf_counter() - began, 3)

@@ -1,7 +1,8 @@
 """Model performance on logged traffic, once its labels have matured (concept drift).
 
-Logged predictions are joined to the label source by id; only labels available at the as-of
-time count. The result is compared with the model's own test-window figures.
+Logged predictions are joined to the label source by its id column (the ``fsml.id`` tag; the
+log holds it as text under the same name); only labels available at the as-of time count. The
+result is compared with the model's own test-window figures.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fsml.featurestore import LabelSource
 from fsml.model import ModelCard
+from fsml.stores import parquet_files, quote_name
 
 
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
     """Logged (id, score) rows with their label, where the label is known at ``as_of``."""
-    rows = logged.loc[logged["transaction_id"].notna(), ["transaction_id", "score"]]
-    if rows.empty or not source.path.is_file():
+    ids = logged[source.id] if source.id in logged else pd.Series(None, index=logged.index, dtype=object)
+    rows = pd.DataFrame({"id": ids, "score": logged["score"]}).loc[ids.notna()]
+    rows["id"] = rows["id"].astype(str)
+    if rows.empty or not source.path.exists():
         return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("logged", rows)
     return con.execute(
-        f"""SELECT l.transaction_id, l.score, CAST(s."{source.label}" AS BIGINT) AS label
-            FROM logged l JOIN read_parquet(?) s ON l.transaction_id = CAST(s."{source.id}" AS VARCHAR)
-            WHERE s."{source.available_at}" <= ?""",
-        [str(source.path), as_of],
+        f"""SELECT l.id, l.score, CAST(s.{quote_name(source.label)} AS BIGINT) AS label
+            FROM logged l JOIN read_parquet($path) s ON l.id = CAST(s.{quote_name(source.id)} AS VARCHAR)
+            WHERE s.{quote_name(source.available_at)}::TIMESTAMPTZ <= $as_of""",
+        {"path": parquet_files(source.path), "as_of": as_of},
     ).df()
 
 

@@ -196,7 +196,7 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: ServiceSpec, begin: date
     src = spec.label_source
     times = [i.name for i in spec.inputs if i.kind == "request" and i.dtype == "timestamp"]
     fields = [i.name for i in spec.inputs if i.name not in times]
-    columns = ", ".join([f'"{src.id}" AS transaction_id', *(f'"{c}"' for c in fields)])
+    columns = ", ".join([f'"{src.id}"', *(f'"{c}"' for c in fields if c != src.id)])
     columns += f', "{src.timestamp}" AS "{times[0] if times else "timestamp"}"'
     query = (
         f'SELECT {columns} FROM read_parquet(?) WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ? '

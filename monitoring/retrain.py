@@ -95,8 +95,12 @@ class Pipeline:
         """Rebuilt only if the raw data or the pipeline changed since the published tables."""
         from fsml.features.build import build_features, input_fingerprint, published_inputs
 
+        from fsml.featurestore import describe_service, open_store
+
         raw = self.settings.raw_dir
-        if not (raw / "meta.json").exists():  # features are produced outside fsml for this repo
+        tables = describe_service(open_store(self.settings), self.settings.feature_service).offline_paths.values()
+        built_here = any(path.is_relative_to(self.settings.features_dir) for path in tables)
+        if not built_here or not (raw / "meta.json").exists():  # the repo's tables are made elsewhere
             return self.step("features", "external", lambda: {"managed": False})
         key = input_fingerprint(raw)
         output = {"managed": True, "inputs": key}
@@ -202,11 +206,14 @@ def notify_service(settings: Settings) -> dict[str, Any]:
     try:
         reply = httpx.post(
             f"{settings.service_url.rstrip('/')}/admin/reload",
+            params={"feature_service": settings.feature_service},
             headers={"X-API-Key": key},
             timeout=60,
         )
     except httpx.HTTPError as exc:
         raise FsmlError(f"could not reach the service at {settings.service_url}: {exc}") from None
+    if reply.status_code == 404:  # the service there hosts other models
+        return {"notified": False, "note": f"{settings.service_url} does not serve {settings.feature_service}"}
     if reply.status_code != 200:
         raise FsmlError(f"the service refused to reload ({reply.status_code}): {reply.text[:200]}")
     return {"notified": True, **reply.json()}

@@ -16,8 +16,8 @@ from fsml.serving.errors import validation_errors
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
 from fsml.serving.routes import admin, health, predict
-from fsml.serving.schemas import request_model
-from fsml.serving.state import ServiceState, redis_client
+from fsml.serving.schemas import request_model, response_model
+from fsml.serving.state import ModelSlot, ServiceState, redis_client
 
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
@@ -35,31 +35,37 @@ def create_app(settings: Settings | None = None) -> MetricsMiddleware:
     """The service as uvicorn runs it: metrics, then body limits, then the prediction fast path,
     then FastAPI."""
     settings = settings or Settings()
-    api, single, batch, metrics = create_fastapi(settings)
+    api, slots, metrics = create_fastapi(settings)
     limits.configure(settings)
-    bounded = limits.BodyLimits(
-        PredictFastPath(api, single, batch), settings.max_body_bytes, settings.body_timeout_seconds
-    )
-    return MetricsMiddleware(bounded, metrics)
+    fast = PredictFastPath(api, slots)
+    bounded = limits.BodyLimits(fast, settings.max_body_bytes, settings.body_timeout_seconds)
+    return MetricsMiddleware(bounded, metrics, routes=set(fast.routes) | {f"/v1/models/{s.name}" for s in slots})
 
 
-def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
+def model_slots(settings: Settings) -> list[ModelSlot]:
+    """One slot per hosted feature service (``FSML_SERVE_FEATURE_SERVICES``), the default first."""
+    store = open_store(settings)
+    slots = []
+    for index, name in enumerate(settings.served_services):
+        spec = describe_service(store, name)
+        suffix = "" if index == 0 else f"_{name}"
+        single, batch = request_model(spec.inputs, settings.batch_max_rows, spec.id_field, spec.time_field, suffix)
+        slots.append(ModelSlot(settings.for_service(name), spec, single, batch, response_model(spec.id_field, suffix)))
+    return slots
+
+
+def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metrics]:
     """The FastAPI app: every route, the OpenAPI schema, start-up and shutdown."""
     check_deployable(settings)
-    spec = describe_service(open_store(settings), settings.feature_service)
-    single, batch = request_model(spec.inputs, settings.batch_max_rows)
+    slots = model_slots(settings)
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings, spec.inputs, redis_client(settings), metrics)
-        state.open_prediction_log({f.column: f.dtype for f in spec.features})
+        state = ServiceState(settings, redis_client(settings), {s.name: s for s in slots}, metrics)
+        state.open_prediction_logs()
         app.state.service = state
-        try:
-            await state.reload()
-        except Exception as exc:  # start anyway: /readyz says why until a model can be loaded
-            state.load_error = str(exc)
-            log.warning("no model loaded at start-up: %s", exc)
+        await state.load_all()
         # Everything loaded so far (Feast, MLflow, pandas, the model) lives as long as the process:
         # keep it out of the garbage collector's full passes, which otherwise stall requests
         # for tens of milliseconds (gc.freeze, as CPython documents for long-lived servers).
@@ -70,21 +76,21 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, type, type, Metrics]:
             yield
         finally:
             watcher.cancel()
-            if state.predictions is not None:
-                await asyncio.to_thread(state.predictions.close)
+            await asyncio.to_thread(state.close_prediction_logs)
             await state.redis.aclose()
 
+    names = ", ".join(s.name for s in slots)
     app = FastAPI(
         title="fsml scoring service",
         version="1",
-        description=f"Scores with the champion of feature service {spec.name}.",
+        description=f"Scores with the champions of the feature services {names} (the first at /v1/predict).",
         lifespan=lifespan,
     )
-    app.include_router(predict.router(single, batch))
+    app.include_router(predict.router(slots))
     app.include_router(health.router)
     app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, validation_error)
-    return app, single, batch, metrics
+    return app, slots, metrics
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,8 +1,10 @@
-"""``fsml score``: Parquet files of transactions scored with the champion and point-in-time features.
+"""``fsml score``: Parquet files of requests scored with the champion and point-in-time features.
 
-Each row gets the features as they were at its own timestamp (the offline store's
-point-in-time join, as in training) and the same model the API serves. Rows whose keys or
-timestamps cannot be used are written with the reason to a side file, never dropped silently.
+The files hold the fields of the model's predict request; its time field (see
+``fsml.featurestore``) is required. Each row gets the features as they were at its own time
+(the offline store's point-in-time join, as in training) and the same model the API serves.
+Rows whose keys or times cannot be used are written with the reason to a side file, never
+dropped silently.
 
 The input is a file, a directory or a glob of Parquet files; a directory or a glob gives a
 directory of outputs with the same relative paths (``date=.../part-0.parquet`` stays so), and
@@ -67,7 +69,7 @@ def score_file(
     bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
     spec = describe_service(store, bundle.card.feature_service)
-    time_field = _time_field(spec)
+    time_field = spec.time_field
     found = {o.source: _check_input(o.source, spec, time_field) for o in outputs}
     rows = {path: count for path, (count, _) in found.items()}
     key, key_type = partition_key(store, spec.name)
@@ -158,11 +160,6 @@ def check_outputs(outputs: list[Output], overwrite: bool) -> None:
 
 def _visible(relative: Path) -> bool:
     return not any(part.startswith(("_", ".")) for part in relative.parts)
-
-
-def _time_field(spec: ServiceSpec) -> str:
-    times = [i.name for i in spec.inputs if i.kind == "request" and i.dtype == "timestamp"]
-    return times[0] if times else "timestamp"
 
 
 def _check_input(path: Path, spec: ServiceSpec, time_field: str) -> tuple[int, tuple[str, ...]]:

@@ -49,10 +49,13 @@ def split_valid(table: pa.Table, inputs: Sequence[Input], time_field: str) -> tu
     reasons.flag(~np.asarray(times.is_valid()), f"{time_field}: missing or not a time")
     typed: dict[str, pa.ChunkedArray | pa.Array] = {time_field: times}
     for spec in inputs:
-        if spec.name == time_field or spec.dtype == "timestamp":
+        if spec.name == time_field:
             continue
         column = table[spec.name]
-        if spec.dtype in ("int", "float"):
+        if spec.dtype == "timestamp":  # another time the request carries
+            typed[spec.name] = _times(column)
+            reasons.flag(~np.asarray(typed[spec.name].is_valid()), f"{spec.name}: missing or not a time")
+        elif spec.dtype in ("int", "float"):
             typed[spec.name] = _number(column, spec, reasons)
         else:
             text = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column

@@ -30,7 +30,8 @@ from fsml.serving.decision import decide_many
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.model import ModelBundle, ModelCard
 from fsml.settings import Settings
-from fsml.stores.duckdb import AsofRetrievalJob, quote_name
+from fsml.stores import quote_name
+from fsml.stores.duckdb import AsofRetrievalJob
 from fsml.stores.partition import KeyRange
 
 log = logging.getLogger(__name__)

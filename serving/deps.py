@@ -10,9 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fsml.serving.auth import require_key
-from fsml.serving.errors import public_reason
 from fsml.serving.scorer import Scorer
-from fsml.serving.state import ServiceState
+from fsml.serving.state import ModelSlot, ServiceState
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -20,20 +19,27 @@ async def get_state(request: Request) -> ServiceState:
 
 
 async def get_scorer(request: Request) -> Scorer:
-    """The model at the moment the request arrives; a reload does not change it under us."""
+    """The default model at the moment the request arrives; a reload does not change it under us."""
+    slot = request.app.state.service.default
+    if slot.scorer is None:
+        raise HTTPException(503, detail=slot.unavailable())
+    return slot.scorer
+
+
+async def get_slot(request: Request, feature_service: str) -> ModelSlot:
+    """A hosted model named in the path; 404 naming the hosted ones otherwise."""
     state: ServiceState = request.app.state.service
-    if state.scorer is None:
-        raise HTTPException(503, detail=no_model(state))
-    return state.scorer
-
-
-def no_model(state: ServiceState) -> str:
-    """Why there is no model, without the file paths the full reason (in the log) may hold."""
-    return f"no model loaded: {public_reason(state.load_error) if state.load_error else 'loading'}"
+    slot = state.slots.get(feature_service)
+    if slot is None:
+        raise HTTPException(
+            404, detail=f"feature service {feature_service!r} is not served here (served: {', '.join(state.slots)})"
+        )
+    return slot
 
 
 require_admin = require_key("api_key")
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,11 +1,13 @@
 """The prediction routes without the web framework's per-request machinery.
 
-``PredictFastPath`` is the ASGI app uvicorn runs: it answers ``POST /v1/predict`` and
-``POST /v1/predict/batch`` itself, with the same request models (validated from the raw JSON by
-pydantic-core) and the same answers as the FastAPI routes, and hands every other request, and
-the lifespan, to the FastAPI app. The FastAPI routes stay for the OpenAPI schema and for
-``?include_values``. On two cores the FastAPI/Starlette stack costs about 320 µs of CPU for a
-request that does nothing (``GET /healthz``), more than scoring itself (docs/benchmarks.md).
+``PredictFastPath`` is the ASGI app uvicorn runs: it answers every model's prediction routes
+(``POST /v1/predict``, ``/v1/predict/batch`` and ``/v1/models/{feature_service}/predict[/batch]``)
+itself, with the same request models (validated from the raw JSON by pydantic-core) and the same
+answers as the FastAPI routes, and hands every other request, and the lifespan, to the FastAPI
+app. A request finds its model, validator and kind with one dict lookup on its path, built at
+start-up. The FastAPI routes stay for the OpenAPI schema and for ``?include_values``. On two
+cores the FastAPI/Starlette stack costs about 320 µs of CPU for a request that does nothing
+(``GET /healthz``), more than scoring itself (docs/benchmarks.md).
 
 Only a request the fast path is sure of is answered here: a JSON content type (as FastAPI
 decides it) and a body that validates. Anything else (another content type, a byte-order mark,
@@ -16,53 +18,70 @@ every error answer comes from one place and both paths agree on every input by c
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import HTTPException
-from fsml.serving.deps import no_model
 from fsml.serving.limits import replay_body
-from fsml.serving.routes.predict import score_rows
-from pydantic import BaseModel, ValidationError
+from fsml.serving.routes.predict import model_paths, score_batch, score_rows
+from fsml.serving.state import ModelSlot
+from pydantic import ValidationError
 
 HEADERS = [(b"content-type", b"application/json")]
 
 
+@dataclass(frozen=True)
+class Route:
+    slot: ModelSlot
+    validate: Callable[[bytes], Any]
+    batch: bool
+
+
+def routes(slots: list[ModelSlot]) -> dict[str, Route]:
+    """Every model's prediction paths; the first slot also answers the default paths."""
+    found: dict[str, Route] = {}
+    for index, slot in enumerate(slots):
+        for default in (True, False) if index == 0 else (False,):
+            single, batch = model_paths(slot, default)
+            found[single] = Route(slot, slot.single.model_validate_json, False)
+            found[batch] = Route(slot, slot.batch.model_validate_json, True)
+    return found
+
+
 class PredictFastPath:
-    def __init__(self, app: Any, single: type[BaseModel], batch: type[BaseModel]) -> None:
+    def __init__(self, app: Any, slots: list[ModelSlot]) -> None:
         self.app = app  # the FastAPI app: everything else, and where the service state lives
-        self.validators = {"/v1/predict": single.model_validate_json, "/v1/predict/batch": batch.model_validate_json}
+        self.routes = routes(slots)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
-        path = scope.get("path")
-        if scope["type"] != "http" or path not in self.validators or scope["method"] != "POST" or scope["query_string"]:
+        route = self.routes.get(scope.get("path"))  # type: ignore[arg-type]
+        if route is None or scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
             await self.app(scope, receive, send)
             return
         body = await _body(receive)
         try:
             if not _json_content(scope["headers"]):
                 raise ValueError("not a JSON content type")
-            request = self.validators[path](body)
+            request = route.validate(body)
         except (ValidationError, ValueError):
             await self.app(scope, replay_body(body, receive), send)
             return
-        state = self.app.state.service
-        scorer = state.scorer
+        slot = route.slot
+        scorer = slot.scorer
         if scorer is None:
-            await _reply(send, 503, {"detail": no_model(state)})
+            await _reply(send, 503, {"detail": slot.unavailable()})
             return
-        rows = [request.model_dump()] if path == "/v1/predict" else [r.model_dump() for r in request.rows]
+        state = self.app.state.service
         try:
-            predictions = await score_rows(state, scorer, rows, include_values=False)
+            if route.batch:
+                rows = [r.model_dump() for r in request.rows]
+                await _reply(send, 200, await score_batch(state, slot, scorer, rows, include_values=False))
+            else:
+                predictions = await score_rows(state, slot, scorer, [request.model_dump()], include_values=False)
+                await _reply(send, 200, predictions[0])
         except HTTPException as exc:
             await _reply(send, exc.status_code, {"detail": exc.detail})
-            return
-        if path == "/v1/predict":
-            await _reply(send, 200, predictions[0])
-        else:
-            await _reply(
-                send, 200, {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
-            )
 
 
 def _json_content(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -7,8 +7,11 @@ loaded, which hash and which fields each feature lives in, so a request costs on
 ``HMGET`` per entity and no registry lookup. Freshness is checked here because Feast's
 ``get_online_features`` ignores TTLs (feast issue 6821): a value older than its view's TTL is
 reported stale and treated as missing, exactly as the offline point-in-time join drops it.
-On-demand features are computed by the feature view's own Python function, the one Feast runs
-when building training sets.
+On-demand features are computed by the feature view's own function, the one Feast runs when
+building training sets: a python-mode view gets a dict of lists (no DataFrame), a pandas-mode view
+a DataFrame made as Feast makes it offline (an Arrow table of the declared types, ``to_pandas``),
+so both give the values they give offline. A failure inside the function is an ``OnDemandFailed``
+naming the view.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 from feast.infra.online_stores.helpers import _mmh3
 
+from fsml.errors import OnDemandFailed
 from fsml.model import ModelCard
 from fsml.stores.encoding import decode_timestamp, decode_value, key_prefix, key_value
 from fsml.stores.ragged import bulk_string, pack
@@ -50,13 +55,58 @@ class EntityRead:
     packed_fields: bytes = b""  # the HMGET command's field arguments, RESP-encoded once
 
 
+# Arrow types of the scalar Feast types, for a pandas-mode view's input frame; others are inferred.
+ARROW_TYPES = {
+    "Float32": pa.float32(),
+    "Float64": pa.float64(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "Bool": pa.bool_(),
+    "String": pa.string(),
+    "UnixTimestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
 @dataclass(frozen=True)
 class OnDemand:
     name: str
-    udf: Any  # the on-demand feature view's function (python mode)
+    udf: Any  # the on-demand feature view's function
+    mode: str  # "python" or "pandas"
     inputs: tuple[tuple[str, str], ...]  # (view, feature) it reads
     request_fields: tuple[str, ...]
     outputs: tuple[str, ...]
+    join_keys: tuple[str, ...] = ()  # of its source views: Feast's offline frame has them too
+    types: dict[str, Any] = field(default_factory=dict)  # Arrow type per input name (pandas mode)
+
+    def run(self, inputs: dict[str, list[Any]], rows: int) -> dict[str, list[Any]]:
+        """The view's outputs, one list per output feature, whatever the mode."""
+        try:
+            if self.mode == "pandas":
+                out = self.udf(_frame(inputs, self.types, rows))
+                return {name: out[name].tolist() for name in self.outputs}
+            out = self.udf(inputs)
+            return {name: list(out[name]) for name in self.outputs}
+        except Exception as exc:
+            raise OnDemandFailed(self.name, exc) from exc
+
+
+def _frame(inputs: dict[str, list[Any]], types: dict[str, Any], rows: int) -> Any:
+    """A DataFrame as Feast builds one offline: an Arrow table of the declared types, to pandas
+    (so an integer column with a missing value is a float column there as here)."""
+    arrays, loose = {}, {}
+    for name, values in inputs.items():
+        try:
+            arrays[name] = pa.array(values, type=types.get(name))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            loose[name] = values  # a value Arrow cannot take as declared: passed as objects
+    frame = pa.table(arrays).to_pandas() if arrays else None
+    if frame is None:
+        import pandas as pd
+
+        frame = pd.DataFrame(index=range(rows))
+    for name, values in loose.items():
+        frame[name] = values
+    return frame
 
 
 @dataclass
@@ -78,6 +128,7 @@ class OnlineReader:
         card: ModelCard,
         feature_views: Sequence[Any],
         on_demand_views: Sequence[Any],
+        time_field: str | None = None,
     ):
         self.project = project.encode()
         self.card = card
@@ -87,7 +138,7 @@ class OnlineReader:
         for f in card.features:
             if not f.on_demand:
                 needed.setdefault(f.view, []).append(f.name)
-        self.on_demand = tuple(self._on_demand(odfvs[name], card, needed) for name in self._odfv_names(card))
+        self.on_demand = tuple(self._on_demand(odfvs[name], card, needed, by_name) for name in self._odfv_names(card))
         self.entities = self._entities(by_name, needed)
         self.model_columns = set(card.columns)
         self.views = tuple(read.name for entity in self.entities for read in entity.views)
@@ -99,27 +150,39 @@ class OnlineReader:
         views = [v.encode() for v in self.views]
         self.marker_key = marker_key(project)
         self.marker_payload = pack(b"HMGET", self.marker_key, *views) if views else None
-        # A request-time timestamp field (if the service has one) is when the request happens:
-        # freshness is judged against it, and it defaults to now.
-        times = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
-        self.time_field = times[0] if times else None
+        # The request's time field is when the request happens: freshness is judged against it,
+        # and it defaults to now.
+        legacy = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
+        self.time_field = time_field or card.time_field or (legacy[0] if legacy else None)
 
     @staticmethod
     def _odfv_names(card: ModelCard) -> list[str]:
         return list(dict.fromkeys(f.view for f in card.features if f.on_demand))
 
     @staticmethod
-    def _on_demand(odfv: Any, card: ModelCard, needed: dict[str, list[str]]) -> OnDemand:
-        inputs = []
+    def _on_demand(odfv: Any, card: ModelCard, needed: dict[str, list[str]], views: dict[str, Any]) -> OnDemand:
+        inputs, types, keys = [], {}, []
         for projection in odfv.source_feature_view_projections.values():
             for feature in projection.features:
                 inputs.append((projection.name, feature.name))
+                kind = ARROW_TYPES.get(str(feature.dtype))
+                types[feature.name] = types[f"{projection.name}__{feature.name}"] = kind
                 names = needed.setdefault(projection.name, [])
                 if feature.name not in names:
                     names.append(feature.name)
-        request = tuple(f.name for s in odfv.source_request_sources.values() for f in s.schema)
+            for column in views[projection.name].entity_columns:
+                keys.append(column.name)
+                types[column.name] = ARROW_TYPES.get(str(column.dtype))
+        request = []
+        for source in odfv.source_request_sources.values():
+            for f in source.schema:
+                request.append(f.name)
+                types[f.name] = ARROW_TYPES.get(str(f.dtype))
         outputs = tuple(f.name for f in card.features if f.view == odfv.name)
-        return OnDemand(odfv.name, odfv.feature_transformation.udf, tuple(inputs), request, outputs)
+        mode = "pandas" if odfv.mode == "pandas" else "python"
+        udf = odfv.feature_transformation.udf
+        keys_ = tuple(dict.fromkeys(keys))
+        return OnDemand(odfv.name, udf, mode, tuple(inputs), tuple(request), outputs, keys_, types)
 
     def _entities(self, views: dict[str, Any], needed: dict[str, list[str]]) -> tuple[EntityRead, ...]:
         groups: dict[tuple[str, ...], list[ViewRead]] = {}
@@ -215,11 +278,20 @@ class OnlineReader:
             for name in odfv.request_fields:
                 default = now if name == self.time_field else None
                 inputs[name] = [_or(row.get(name), default) for row in rows]
-            outputs = odfv.udf(inputs)
+            if odfv.mode == "pandas":
+                for name in odfv.join_keys:
+                    inputs.setdefault(name, [row.get(name) for row in rows])
+            outputs = odfv.run(inputs, len(rows))
             sources = [f"{view}__{feature}" for view, feature in odfv.inputs]
             for feature in odfv.outputs:
                 column = f"{odfv.name}__{feature}"
-                for vector, value in zip(vectors, outputs[feature], strict=True):
+                values = outputs[feature]
+                if len(values) != len(vectors):
+                    raise OnDemandFailed(
+                        odfv.name, ValueError(f"{len(values)} values of {feature} for {len(vectors)} rows")
+                    )
+                for vector, value in zip(vectors, values, strict=True):
+                    value = None if value != value else value  # NaN (pandas' missing) is missing
                     vector.values[column] = value
                     if value is None and any(s in vector.unavailable for s in sources):
                         vector.missing.append(column)

@@ -42,6 +42,7 @@ ROUTES = {
     "/v1/predict",
     "/v1/predict/batch",
     "/v1/model",
+    "/v1/models",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -68,11 +69,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.predictions = Counter("fsml_predictions", "Rows scored", ["decision"], registry=r)
-        self.missing = Counter("fsml_missing_features", "Model features missing at scoring", ["feature"], registry=r)
-        self.stale = Counter("fsml_stale_features", "Model features older than their TTL", ["feature"], registry=r)
+        # "model" is the feature service: one process may host several models
+        self.predictions = Counter("fsml_predictions", "Rows scored", ["model", "decision"], registry=r)
+        self.missing = Counter(
+            "fsml_missing_features", "Model features missing at scoring", ["model", "feature"], registry=r
+        )
+        self.stale = Counter(
+            "fsml_stale_features", "Model features older than their TTL", ["model", "feature"], registry=r
+        )
         self.all_missing = Counter(
-            "fsml_all_features_missing", "Rows whose stored features were all missing or stale", registry=r
+            "fsml_all_features_missing", "Rows whose stored features were all missing or stale", ["model"], registry=r
+        )
+        self.on_demand_errors = Counter(
+            "fsml_on_demand_errors", "Requests failed in an on-demand view's function", ["model", "view"], registry=r
         )
         self.online_errors = Counter("fsml_online_store_errors", "Failed online store reads", registry=r)
         self.reloads = Counter("fsml_model_reloads", "Model swaps", ["outcome"], registry=r)
@@ -102,11 +111,11 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def child(self, metric: Any, label: str) -> Any:
-        key = (id(metric), label)
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(label)
+            found = self._children[key] = metric.labels(*labels)
         return found
 
     def render(self) -> tuple[bytes, str]:
@@ -125,9 +134,10 @@ ASGIApp = Callable[[MutableMapping[str, Any], Callable, Callable], Awaitable[Non
 class MetricsMiddleware:
     """Counts and times every HTTP request by route and status (plain ASGI: a few µs each)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: set[str] | frozenset[str] = frozenset()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = ROUTES | set(routes)  # paths counted by name; any other is "other"
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -144,5 +154,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope["path"] if scope["path"] in ROUTES else "other"
+            route = scope["path"] if scope["path"] in self.routes else "other"
             self.metrics.count(route, scope["method"], status[0], time.perf_counter() - start)

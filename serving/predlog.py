@@ -46,7 +46,6 @@ ARROW = {
 FIXED = [
     ("logged_at", pa.timestamp("us", tz="UTC")),
     ("event_timestamp", pa.timestamp("us", tz="UTC")),
-    ("transaction_id", pa.string()),
     ("model_name", pa.string()),
     ("model_version", pa.string()),
     ("score", pa.float64()),
@@ -62,7 +61,10 @@ MICROSECOND = timedelta(microseconds=1)
 def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind):
         return pa.array(values, type=pa.int64()).cast(kind)
-    return pa.array(values, type=kind)
+    try:
+        return pa.array(values, type=kind)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # e.g. a Bool feature (an int to the model)
+        return pa.array(values).cast(kind)
 
 
 def text(value: Any) -> str | None:
@@ -84,12 +86,18 @@ class PredictionLog:
         directory: Path,
         columns: dict[str, str],
         inputs: dict[str, str],
+        id_field: str,
         max_rows: int = 100_000,
         flush_seconds: float = 2.0,
         on_drop: Callable[[int], None] | None = None,
         on_dead_letter: Callable[[int], None] | None = None,
     ) -> None:
+        """``id_field`` is the label source's id column: logged as text under its own name, it
+        joins the log to the labels once they arrive."""
+        if id_field in dict(FIXED):
+            raise ValueError(f"the id column {id_field!r} clashes with a prediction log column")
         self.directory = directory
+        self.id_field = id_field
         self.columns = list(columns)  # model feature columns
         self.inputs = list(inputs)  # request fields, logged as input__<name>
         self.time_inputs = {n for n, t in inputs.items() if t == "timestamp"}
@@ -98,6 +106,7 @@ class PredictionLog:
         self.schema = pa.schema(
             [
                 *FIXED,
+                (id_field, pa.string()),
                 *[(f"input__{n}", ARROW[t]) for n, t in inputs.items()],
                 *[(c, ARROW[t]) for c, t in columns.items()],
             ]
@@ -148,7 +157,7 @@ class PredictionLog:
                 # times as integer microseconds: Arrow converts integers far faster than datetimes
                 b["logged_at"].append(time.time_ns() // 1000)
                 b["event_timestamp"].append((event_time - EPOCH) // MICROSECOND)
-                b["transaction_id"].append(text(request.get("transaction_id")))
+                b[self.id_field].append(text(request.get(self.id_field)))
                 b["model_name"].append(model)
                 b["model_version"].append(version)
                 b["score"].append(score)

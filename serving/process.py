@@ -5,6 +5,7 @@ The demo, the end-to-end tests and the benchmarks all talk to the service over r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ def settings_environ(settings: Settings) -> dict[str, str]:
             value = settings.api_key.get_secret_value() if settings.api_key else None
             if value is None:
                 continue
-        env[f"FSML_{name.upper()}"] = str(value)
+        # lists and dicts as JSON, which pydantic-settings parses back
+        env[f"FSML_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return env
 
 
@@ -40,10 +42,12 @@ class ServerProcess:
         port: int | None = None,
         workers: int = 1,
         extra_env: dict[str, str] | None = None,
+        feature_services: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.port = port or free_port()
         self.workers = workers
+        self.feature_services = feature_services or []  # default: the settings' served services
         self.env = {**settings_environ(settings), **(extra_env or {})}
         self.log_path = settings.home / "logs" / f"serve-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -61,9 +65,13 @@ class ServerProcess:
             str(self.port),
             "--workers",
             str(self.workers),
+            *(arg for name in self.feature_services for arg in ("--feature-service", name)),
         ]
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            # from its state directory: nothing may depend on where the caller happens to be
+            self._process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.settings.home
+            )
         self.wait("/readyz" if ready else "/healthz", timeout)
         return self
 

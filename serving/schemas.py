@@ -1,6 +1,7 @@
-"""API schemas. The prediction request is built from the feature service's inputs, so any
-feature service is served without code changes; for the fraud service it reads
-``{transaction_id?, customer_id, merchant_id, amount, timestamp?}``."""
+"""API schemas. Each model's request and response are built from its feature service: the
+entity join keys and request fields it reads, its label source's id column (optional, echoed
+back and logged, so labels can be joined to predictions later) and its request time field
+(optional, default now). Any feature service is served without code changes."""
 
 from __future__ import annotations
 
@@ -88,8 +89,9 @@ class FeatureReport(BaseModel):
     values: dict[str, Any] | None = None
 
 
-class PredictResponse(BaseModel):
-    transaction_id: int | str | None = None
+class Prediction(BaseModel):
+    """What every model answers; each model's response adds its id field."""
+
     score: float
     decision: str = Field(
         description="'flag' when score >= threshold, else 'pass'; when all stored features are missing, "
@@ -98,12 +100,6 @@ class PredictResponse(BaseModel):
     threshold: float
     model: ModelRef
     features: FeatureReport
-
-
-class BatchResponse(BaseModel):
-    model: ModelRef
-    threshold: float
-    predictions: list[PredictResponse]
 
 
 class ModelInfo(BaseModel):
@@ -122,6 +118,7 @@ class ReloadResponse(BaseModel):
     reloaded: bool
     previous_version: str | None
     version: str
+    feature_service: str
 
 
 def _field(spec: Input) -> tuple[Any, Any]:
@@ -139,17 +136,36 @@ def _field(spec: Input) -> tuple[Any, Any]:
     return float, Field(..., ge=low, allow_inf_nan=False, strict=True)
 
 
-def request_model(inputs: tuple[Input, ...], max_rows: int) -> tuple[type[BaseModel], type[BaseModel]]:
-    """(single request, batch request) models for the given inputs."""
-    fields: dict[str, Any] = {
-        "transaction_id": (Identifier, Field(None, description="Echoed back; logged."))
-    }
+def _id_field() -> tuple[Any, Any]:
+    return Identifier, Field(None, description="Identifies the prediction: echoed back and logged.")
+
+
+def request_model(
+    inputs: tuple[Input, ...], max_rows: int, id_field: str, time_field: str, suffix: str = ""
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(single request, batch request) models of a feature service's inputs. ``suffix`` keeps
+    the OpenAPI names of several models apart."""
+    fields: dict[str, Any] = {} if any(i.name == id_field for i in inputs) else {id_field: _id_field()}
     fields |= {i.name: _field(i) for i in inputs}
+    if time_field not in fields:
+        fields[time_field] = _field(Input(time_field, "timestamp", "request"))
     config = ConfigDict(extra="forbid")
-    single = create_model("PredictRequest", __config__=config, **fields)
+    single = create_model(f"PredictRequest{suffix}", __config__=config, **fields)
     batch = create_model(
-        "BatchPredictRequest",
+        f"BatchPredictRequest{suffix}",
         __config__=config,
         rows=(list[single], Field(..., min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+    )
+    return single, batch
+
+
+def response_model(id_field: str, suffix: str = "") -> tuple[type[BaseModel], type[BaseModel]]:
+    """(single, batch) responses: a prediction with the request's id under the id field's name."""
+    single = create_model(f"PredictResponse{suffix}", __base__=Prediction, **{id_field: _id_field()})
+    batch = create_model(
+        f"BatchResponse{suffix}",
+        model=(ModelRef, ...),
+        threshold=(float, ...),
+        predictions=(list[single], ...),  # type: ignore[valid-type]
     )
     return single, batch

@@ -1,4 +1,10 @@
-"""What a serving process holds: settings, the Redis client, the current scorer, metrics."""
+"""What a serving process holds: settings, the Redis client, metrics, and one slot per model.
+
+A process hosts one or more registered models, one per feature service. Each ``ModelSlot`` is
+built at start-up with everything a request needs (request schemas, the current scorer, its
+prediction log), so a request finds its model with one dict lookup on its path and never asks
+the registry; each slot follows its own champion alias and reloads on its own.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
 from fsml.serving.redis_cluster import ClusterClient
 from fsml.serving.scorer import Scorer, champion_version, load_champion
+from pydantic import BaseModel
 
 from fsml.errors import FsmlError
-from fsml.featurestore import Input
+from fsml.featurestore import ServiceSpec
 from fsml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,31 +40,46 @@ def redis_client(settings: Settings) -> RedisClient | ClusterClient:
 
 
 @dataclass
-class ServiceState:
-    settings: Settings
-    inputs: tuple[Input, ...]
-    redis: RedisClient | ClusterClient
-    metrics: Metrics = field(default_factory=Metrics)
+class ModelSlot:
+    """One hosted model: its feature service, request schemas, current scorer and log."""
+
+    settings: Settings  # the process's settings for this feature service
+    spec: ServiceSpec
+    single: type[BaseModel]  # request models, built from the service's inputs
+    batch: type[BaseModel]
+    responses: tuple[type[BaseModel], type[BaseModel]]  # (single, batch) response models
     scorer: Scorer | None = None
     load_error: str | None = None
     predictions: PredictionLog | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _last_error_log: float = 0.0
 
-    def open_prediction_log(self, columns: dict[str, str]) -> None:
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.model_name(self.spec.name)
+
+    def unavailable(self) -> str:
+        """Why there is no model, without the file paths the full reason (in the log) may hold."""
+        return f"no model loaded for {self.name}: {public_reason(self.load_error) if self.load_error else 'loading'}"
+
+    def open_prediction_log(self, metrics: Metrics) -> None:
         if not self.settings.log_predictions:
             return
         self.predictions = PredictionLog(
             self.settings.prediction_log_dir,
-            columns=columns,
-            inputs={i.name: i.dtype for i in self.inputs},
+            columns={f.column: f.dtype for f in self.spec.features},
+            inputs={i.name: i.dtype for i in self.spec.inputs},
+            id_field=self.spec.id_field,
             max_rows=self.settings.log_buffer_rows,
             flush_seconds=self.settings.log_flush_seconds,
-            on_drop=self.metrics.log_dropped.inc,
-            on_dead_letter=self.metrics.log_dead_letter.inc,
+            on_drop=metrics.log_dropped.inc,
+            on_dead_letter=metrics.log_dead_letter.inc,
         ).start()
 
-    async def reload(self, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
+    async def reload(self, metrics: Metrics, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
         """Load the registry's champion and swap it in; in-flight requests keep the old one."""
         async with self._lock:
             previous = self.scorer
@@ -68,22 +91,70 @@ class ServiceState:
                 scorer = await asyncio.to_thread(load_champion, self.settings)
                 self.check_inputs(scorer)
             except Exception:
-                self.metrics.reloads.labels("failed").inc()
+                metrics.reloads.labels("failed").inc()
                 raise
             self.scorer, self.load_error = scorer, None
-            self.metrics.reloads.labels("ok").inc()
-            self.metrics.model_version.labels(scorer.name).set(float(scorer.version))
+            metrics.reloads.labels("ok").inc()
+            metrics.model_version.labels(scorer.name).set(float(scorer.version))
             log.info("serving %s version %s", scorer.name, scorer.version)
             return (previous.version if previous else None), scorer
 
     def check_inputs(self, scorer: Scorer) -> None:
         wanted = {(i.name, i.dtype) for i in scorer.bundle.card.inputs}
-        offered = {(i.name, i.dtype) for i in self.inputs}
+        offered = {(i.name, i.dtype) for i in self.spec.inputs}
         if wanted != offered:
             raise FsmlError(
-                f"model version {scorer.version} needs inputs {sorted(wanted)}, but this service "
-                f"was started for {sorted(offered)}: restart it"
+                f"model version {scorer.version} of {self.name} needs inputs {sorted(wanted)}, but this "
+                f"service was started for {sorted(offered)}: restart it"
             )
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    redis: RedisClient | ClusterClient
+    slots: dict[str, ModelSlot]  # by feature service; the first is the default model
+    metrics: Metrics = field(default_factory=Metrics)
+    _last_error_log: float = 0.0
+
+    @property
+    def default(self) -> ModelSlot:
+        return next(iter(self.slots.values()))
+
+    @property
+    def scorer(self) -> Scorer | None:
+        """The default model's scorer (``/v1/predict``)."""
+        return self.default.scorer
+
+    def slot(self, name: str | None) -> ModelSlot:
+        """The slot of a hosted feature service (the default one for None)."""
+        if name is None:
+            return self.default
+        found = self.slots.get(name)
+        if found is None:
+            raise FsmlError(f"feature service {name!r} is not served here (served: {', '.join(self.slots)})")
+        return found
+
+    async def reload(self, name: str | None = None, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
+        return await self.slot(name).reload(self.metrics, only_if_changed)
+
+    async def load_all(self) -> None:
+        """Start-up: load every model; one that cannot load leaves /readyz saying why."""
+        for slot in self.slots.values():
+            try:
+                await slot.reload(self.metrics)
+            except Exception as exc:
+                slot.load_error = str(exc)
+                log.warning("no model loaded at start-up for %s: %s", slot.name, exc)
+
+    def open_prediction_logs(self) -> None:
+        for slot in self.slots.values():
+            slot.open_prediction_log(self.metrics)
+
+    def close_prediction_logs(self) -> None:
+        for slot in self.slots.values():
+            if slot.predictions is not None:
+                slot.predictions.close()
 
     def online_store_failed(self, exc: BaseException) -> None:
         """Count every failure; log at most one line a second so an outage does not flood logs."""
@@ -94,12 +165,13 @@ class ServiceState:
             log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
 
     async def watch_champion(self) -> None:
-        """Follow the champion alias, so every worker picks up a promotion by itself."""
+        """Follow each model's champion alias, so every worker picks up a promotion by itself."""
         interval = self.settings.reload_poll_seconds
         while interval > 0:
             await asyncio.sleep(interval)
-            try:
-                await self.reload(only_if_changed=True)
-            except Exception as exc:  # keep serving the current model; say why once per poll
-                self.load_error = str(exc)
-                log.warning("champion check failed: %s", exc)
+            for slot in self.slots.values():
+                try:
+                    await slot.reload(self.metrics, only_if_changed=True)
+                except Exception as exc:  # keep serving the current model; say why once per poll
+                    slot.load_error = str(exc)
+                    log.warning("champion check for %s failed: %s", slot.name, exc)

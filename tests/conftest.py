@@ -6,6 +6,7 @@ The world is real: generated Parquet files, DuckDB-built feature tables, a Feast
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ SMALL = GeneratorConfig(customers=400, merchants=80, days=70, end_date=END, seed
 
 TEST_SETTINGS: dict[str, Any] = {
     "env": "dev",
-    "train_days": 30,
+    "train_days": 20,  # with the 30-day warm-up, the 70 days of SMALL exactly
     "valid_days": 10,
     "test_days": 10,
     "promotion_window_days": 10,
@@ -209,3 +210,62 @@ def own_world(tmp_path: Path, world: World) -> World:
         (home / "data" / name).symlink_to(version.relative_to(home / "data"))
     settings = make_settings(home, world.settings.redis_url)
     return World(settings, world.generator)
+
+
+@dataclass
+class Repo:
+    """A repo other than the fraud example, with promoted champions and online features."""
+
+    settings: Settings  # of the default model
+    outcomes: dict[str, Any]  # training.pipeline.TrainOutcome per feature service
+    as_of: datetime
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+
+def champions(settings: Settings, services: tuple[str, ...], as_of: datetime) -> dict[str, Any]:
+    """Apply the repo, train and promote a model per service, materialize up to ``as_of``."""
+    from fsml.serving.materialize import materialize
+    from fsml.training.pipeline import train
+    from fsml.training.promote import promote
+
+    from fsml.featurestore import apply_repo
+
+    apply_repo(settings)
+    outcomes = {}
+    for name in services:
+        outcomes[name] = train(settings.for_service(name), as_of=as_of)
+        assert promote(settings.for_service(name), as_of=as_of).promoted
+    materialize(settings, end=as_of)
+    return outcomes
+
+
+@pytest.fixture(scope="session")
+def parcels(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Repo:
+    """The parcel example (another domain, two feature services), used from another directory."""
+    from tests.repos import PARCEL_SERVICES, PARCELS_AS_OF, parcels_repo
+
+    base = tmp_path_factory.mktemp("parcels")
+    with contextlib.chdir(base):
+        repo = parcels_repo(base)
+        settings = make_settings(base / "home", redis_server.url, feature_repo=repo, feature_service=PARCEL_SERVICES[0])
+        outcomes = champions(settings, PARCEL_SERVICES, PARCELS_AS_OF)
+    return Repo(settings, outcomes, PARCELS_AS_OF)
+
+
+@pytest.fixture(scope="session")
+def drivers(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Repo:
+    """A repo made by ``feast init`` (Feast's own template, its data ending now), plus labels."""
+    from tests.repos import feast_init_repo
+
+    base = tmp_path_factory.mktemp("feast_init")
+    as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with contextlib.chdir(base):
+        repo = feast_init_repo(base)
+        settings = make_settings(
+            base / "home", redis_server.url, feature_repo=repo, feature_service="driver_activity_v1"
+        )
+        outcomes = champions(settings, ("driver_activity_v1",), as_of)
+    return Repo(settings, outcomes, as_of)

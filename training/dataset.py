@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pandas as pd
+from fsml.training.windows import Windows
 
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import ServiceSpec
+from fsml.stores import parquet_files, quote_name
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -33,87 +35,79 @@ SPLITS = ("train", "valid", "test")
 MIN_POSITIVES = 5
 
 
-@dataclass(frozen=True)
-class Windows:
-    """Half-open time windows [start, end) of each split; ``as_of`` bounds label availability."""
+def _utc(column: str) -> str:
+    """Any Parquet time type (naive or zoned; ms, us or ns) as a UTC instant: naive times are
+    UTC, as Feast reads them (DuckDB's session time zone is set to UTC)."""
+    return f"{quote_name(column)}::TIMESTAMPTZ"
 
-    as_of: datetime
-    bounds: dict[str, tuple[datetime, datetime]]
 
-    @classmethod
-    def ending_at(cls, as_of: datetime, train_days: int, valid_days: int, test_days: int) -> Windows:
-        test_start = as_of - timedelta(days=test_days)
-        valid_start = test_start - timedelta(days=valid_days)
-        train_start = valid_start - timedelta(days=train_days)
-        return cls(
-            as_of=as_of,
-            bounds={
-                "train": (train_start, valid_start),
-                "valid": (valid_start, test_start),
-                "test": (test_start, as_of),
-            },
-        )
+def label_rows(
+    spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime | None = None, part: KeyRange | None = None
+) -> pd.DataFrame:
+    """The label source's rows with ``start <= time < end``: id, join keys, request fields, the
+    request's time field and ``event_timestamp`` (both the row's time). With ``as_of``, only rows
+    whose label is known then, with it as ``label`` (0/1); with ``part``, only the rows of that
+    key range (``fsml.stores.partition``)."""
+    src = spec.label_source
+    if not src.path.exists():
+        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
+    query, params = label_query(spec, start, end, as_of, part)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        describe = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": params["path"]})
+        present = {row[0] for row in describe.fetchall()}
+        needed = [src.id, src.timestamp, *spec.join_keys, *spec.request_fields, src.available_at]
+        needed += [src.label] if as_of is not None else []
+        absent = [c for c in dict.fromkeys(needed) if c not in present and c != spec.time_field]
+        if absent:
+            raise FsmlError(
+                f"label source {src.name!r} ({src.path}) has no column(s) {', '.join(absent)}: it needs its id, "
+                f"time, label and the join keys and request fields {spec.name} reads"
+            )
+        return con.execute(query, params).df()
+    except duckdb.Error as exc:
+        raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 
-    @property
-    def start(self) -> datetime:
-        return self.bounds["train"][0]
 
-    def describe(self) -> dict[str, str]:
-        out = {"as_of": self.as_of.isoformat()}
-        for split, (lo, hi) in self.bounds.items():
-            out[f"{split}_start"], out[f"{split}_end"] = lo.isoformat(), hi.isoformat()
-        return out
+def label_query(
+    spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime | None = None, part: KeyRange | None = None
+) -> tuple[str, dict[str, object]]:
+    """The SQL of ``label_rows`` and its parameters."""
+    src = spec.label_source
+    times = {i.name for i in spec.inputs if i.dtype == "timestamp"}
+    columns = {name: quote_name(name) for name in [src.id, *spec.join_keys, *spec.request_fields]}
+    columns |= {name: _utc(name) for name in times if name in columns}
+    columns[spec.time_field] = columns["event_timestamp"] = _utc(src.timestamp)
+    where = f"{_utc(src.timestamp)} >= $start AND {_utc(src.timestamp)} < $end"
+    params: dict[str, object] = {"path": parquet_files(src.path), "start": start, "end": end}
+    if as_of is not None:
+        columns["label"] = f"CAST({quote_name(src.label)} AS BIGINT)"
+        where += f" AND {_utc(src.available_at)} <= $as_of"
+        params["as_of"] = as_of
+    if part is not None:
+        where += f" AND {part.entity_predicate()}"
+    selected = ", ".join(f"{expr} AS {quote_name(name)}" for name, expr in columns.items())
+    query = (
+        f"SELECT {selected} FROM read_parquet($path) WHERE {where} "
+        f"ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
+    )
+    return query, params
 
 
 def entity_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime) -> pd.DataFrame:
     """Labelled rows with ``start <= timestamp < end`` whose label is known at ``as_of``."""
-    return label_frame(spec, *entity_query(spec, start, end, as_of))
-
-
-def entity_query(
-    spec: ServiceSpec,
-    start: datetime,
-    end: datetime,
-    as_of: datetime,
-    part: KeyRange | None = None,
-    count: bool = False,
-) -> tuple[str, list[object]]:
-    """The SQL of ``entity_rows`` (optionally only the rows of one key range, or their count)."""
-    src = spec.label_source
-    keep = [src.id, *spec.join_keys, *(f for f in spec.request_fields if f != src.timestamp)]
-    columns = ", ".join(f'"{c}"' for c in dict.fromkeys(keep))
-    label = f'CAST("{src.label}" AS BIGINT) AS label'
-    select = "count(*)" if count else f'{columns}, "{src.timestamp}", "{src.timestamp}" AS event_timestamp, {label}'
-    where = f" AND {part.entity_predicate()}" if part else ""
-    order = "" if count else f' ORDER BY "{src.timestamp}", "{src.id}"'
-    query = f"""
-        SELECT {select}
-        FROM read_parquet(?)
-        WHERE "{src.timestamp}" >= ? AND "{src.timestamp}" < ? AND "{src.available_at}" <= ?{where}{order}
-    """
-    return query, [str(src.path), start, end, as_of]
-
-
-def label_frame(spec: ServiceSpec, query: str, params: list[object]) -> pd.DataFrame:
-    src = spec.label_source
-    if not src.path.is_file():
-        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(query, params).df()
-    except duckdb.Error as exc:
-        raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
+    return label_rows(spec, start, end, as_of)
 
 
 def check_offline_tables(spec: ServiceSpec) -> None:
     """Name a missing or unreadable feature table before Feast fails on it somewhere deep."""
     con = duckdb.connect()
     for view, path in spec.offline_paths.items():
-        if not path.is_file():
+        if not path.exists():
             raise FsmlError(f"feature view {view}: missing offline table {path} (run `fsml features build`)")
         try:
-            con.execute("SELECT count(*) FROM parquet_metadata(?)", [str(path)]).fetchone()
+            con.execute("SELECT count(*) FROM parquet_metadata(?)", [parquet_files(path)]).fetchone()
         except duckdb.Error as exc:
             raise FsmlError(f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -125,6 +119,8 @@ def with_features(store: FeatureStore, spec: ServiceSpec, entities: pd.DataFrame
     try:
         job = store.get_historical_features(entity_df=entities, features=service, full_feature_names=True)
         df = job.to_df()
+    except FsmlError:
+        raise
     except Exception as exc:  # the offline store's many error types, reported in one line
         raise FsmlError(
             f"point-in-time join through {spec.name} failed: {type(exc).__name__}: "
@@ -192,9 +188,15 @@ class TrainingSet:
 
 def first_timestamp(spec: ServiceSpec) -> datetime | None:
     src = spec.label_source
+    if not src.path.exists():
+        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    return con.execute(f'SELECT min("{src.timestamp}") FROM read_parquet(?)', [str(src.path)]).fetchone()[0]
+    query = f"SELECT min({_utc(src.timestamp)}) FROM read_parquet($path)"
+    try:
+        return con.execute(query, {"path": parquet_files(src.path)}).fetchone()[0]
+    except duckdb.Error as exc:
+        raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 
 
 def build_training_set(

@@ -19,9 +19,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
-from fsml.training.dataset import check_offline_tables, entity_query, label_frame
+from fsml.training.dataset import check_offline_tables, label_query, label_rows
 
 from fsml.distributed import Progress, ordered_results, ray_cpus, ray_session
 from fsml.errors import FsmlError
@@ -38,11 +39,11 @@ def partitioned_features(
 ) -> pd.DataFrame:
     """``labelled_features`` of the rows ``entity_rows(spec, start, as_of, as_of)`` would give."""
     key, key_type = partition_key(open_store(settings), spec.name)
-    rows = int(label_frame(spec, *entity_query(spec, start, as_of, as_of, count=True)).iloc[0, 0])
+    sql, params = label_query(spec, start, as_of, as_of)
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
     if rows == 0:
         return pd.DataFrame()
     with ray_session(settings) as ray:
-        sql, params = entity_query(spec, start, as_of, as_of)
         ranges = key_ranges(key, key_type, f"({sql})", params, ray_cpus(ray))
         slices = max(1, math.ceil(rows / settings.partition_rows / len(ranges)))
         cuts = [start + (as_of - start) * t / slices for t in range(slices)] + [as_of]
@@ -66,8 +67,7 @@ def partition_join(
 ) -> pa.Table | None:
     """One partition's labelled rows with their features (None when it has no rows)."""
     settings, spec, as_of = shared
-    sql, params = entity_query(spec, low, high, as_of, part=part)
-    entities = label_frame(spec, sql, params)
+    entities = label_rows(spec, low, high, as_of, part)
     if entities.empty:
         return None
     check_offline_tables(spec)

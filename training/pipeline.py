@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fsml.training.dataset import TrainingSet, Windows, build_training_set
+from fsml.training.dataset import TrainingSet, build_training_set, first_timestamp
 from fsml.training.report import training_report
 from fsml.training.train import TrainConfig, TrainedModel, fit
+from fsml.training.windows import WindowDays, Windows, fit_windows
 
 from fsml import atomic
 from fsml.distributed import engine_session
@@ -57,15 +58,19 @@ def default_as_of() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def windows_for(settings: Settings, as_of: datetime) -> Windows:
-    return Windows.ending_at(as_of, settings.train_days, settings.valid_days, settings.test_days)
+def window_days(settings: Settings) -> WindowDays:
+    return WindowDays(settings.feature_warmup_days, settings.train_days, settings.valid_days, settings.test_days)
 
 
-def prepare(settings: Settings, feature_service: str, as_of: datetime) -> tuple[ServiceSpec, Windows, TrainingSet]:
+def prepare(
+    settings: Settings, feature_service: str, as_of: datetime
+) -> tuple[ServiceSpec, Windows, WindowDays, TrainingSet]:
+    """The service, its windows (shrunk to the labelled history if it is short) and training set."""
     store = open_store(settings)
     spec = describe_service(store, feature_service)
-    windows = windows_for(settings, as_of)
-    return spec, windows, build_training_set(store, spec, windows, settings.feature_warmup_days, settings)
+    days = fit_windows(window_days(settings), first_timestamp(spec), as_of)
+    windows = Windows.ending_at(as_of, days.train, days.valid, days.test)
+    return spec, windows, days, build_training_set(store, spec, windows, days.warmup, settings)
 
 
 def train(
@@ -81,7 +86,7 @@ def train(
     config = TrainConfig.from_settings(settings)
     with engine_session(settings):
         with timed(timings, "training_set"):
-            spec, windows, training_set = prepare(settings, name, as_of)
+            spec, windows, days, training_set = prepare(settings, name, as_of)
         with timed(timings, "fit"):
             model_name = settings.model_name(name)
             trained = fit(training_set.parts, spec, windows, config, model_name, training_set.fingerprint, settings)
@@ -90,7 +95,7 @@ def train(
         registered = register_training(
             settings,
             trained.bundle,
-            params=_params(settings, config, spec, windows),
+            params=_params(config, spec, windows, days) | engine_params(settings),
             tags=_tags(settings, spec, windows, training_set, reason),
             artifacts=artifacts,
         )
@@ -117,17 +122,17 @@ def _write_artifacts(tmp: Path, trained: TrainedModel, training_set: TrainingSet
     return {name: folder for name, folder in folders.items()}
 
 
-def _params(settings: Settings, config: TrainConfig, spec: ServiceSpec, windows: Windows) -> dict[str, Any]:
+def _params(config: TrainConfig, spec: ServiceSpec, windows: Windows, days: WindowDays) -> dict[str, Any]:
+    """The windows as used (after any shrink), so that ``fsml reproduce`` rebuilds the same set."""
     return {
         **config.as_params(),
         "feature_service": spec.name,
         "label_source": spec.label_source.name,
         "as_of": windows.as_of.isoformat(),
-        "train_days": settings.train_days,
-        "valid_days": settings.valid_days,
-        "test_days": settings.test_days,
-        "feature_warmup_days": settings.feature_warmup_days,
-        **engine_params(settings),
+        "train_days": days.train,
+        "valid_days": days.valid,
+        "test_days": days.test,
+        "feature_warmup_days": days.warmup,
     }
 
 

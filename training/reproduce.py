@@ -37,9 +37,9 @@ def reproduce(settings: Settings, run_id: str) -> dict[str, Any]:
         raise FsmlError(f"run {run_id} is not an fsml training run")
     windows = Windows.ending_at(
         datetime.fromisoformat(params["as_of"]),
-        int(params["train_days"]),
-        int(params["valid_days"]),
-        int(params["test_days"]),
+        float(params["train_days"]),
+        float(params["valid_days"]),
+        float(params["test_days"]),
     )
     config = _config(params)
     recorded_predictions = _recorded_predictions(client, run_id)

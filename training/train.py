@@ -133,6 +133,8 @@ def fit(
         join_keys=list(spec.join_keys),
         request_fields=list(spec.request_fields),
         inputs=[InputInfo(**vars(i)) for i in spec.inputs],
+        id_field=spec.id_field,
+        time_field=spec.time_field,
         ttl_seconds=spec.ttl_seconds,
         label=spec.label_source.label,
         threshold=threshold,

@@ -21,7 +21,8 @@ feature rows that can matter are read: up to the newest entity time, from the ol
 TTL, and, for a partition of the entity rows (``fsml.stores.partition``), of its key range.
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
-timestamp cut-off) go to Feast's own implementation unchanged.
+timestamp cut-off) go to Feast's own implementation, reading files as ``fsml.stores.files``
+says (relative paths are the repo's).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from feast.data_format import ParquetFormat
+from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as _FeastDuckDBOfflineStore
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig as _FeastDuckDBConfig
@@ -46,7 +49,8 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
-from fsml.stores import ondemand
+from fsml.stores import ondemand, parquet_files, quote_name
+from fsml.stores.files import ibis_options, through_ibis
 
 if TYPE_CHECKING:
     from fsml.stores.partition import KeyRange
@@ -61,11 +65,6 @@ _UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
     type: Literal["fsml.stores.duckdb.DuckDBOfflineStore"] = "fsml.stores.duckdb.DuckDBOfflineStore"  # type: ignore[assignment]
-
-
-def quote_name(name: str) -> str:
-    """A SQL identifier, quoted for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(path: str) -> str:
@@ -83,7 +82,9 @@ def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) 
         source = view.batch_source
         if not isinstance(source, FileSource) or source.field_mapping or source.date_partition_column:
             return False
-        if not str(source.path).endswith(".parquet") or "://" in str(source.path):
+        if source.file_format is not None and not isinstance(source.file_format, ParquetFormat):
+            return False  # Delta: Feast's own reader
+        if "://" in str(source.path):
             return False
     return True
 
@@ -129,12 +130,13 @@ class AsofRetrievalJob(RetrievalJob):
         return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
 
     def to_arrow(self, validation_reference: Any = None, timeout: int | None = None) -> pa.Table:
-        """Feast's on-demand transformations, given only the columns the views declare.
+        """Feast's on-demand transformations, given only the columns the views read.
 
         Feast converts the whole table to Python objects for a python-mode view
-        (``to_pydict``); here its logic runs on a table of the declared inputs, converted by
-        ``fsml.stores.ondemand`` (the same values, times ten times faster), and the outputs are
-        appended: the same columns for a fraction of the conversion.
+        (``to_pydict``); here its logic runs on a table of the views' inputs and the entity
+        columns, converted by ``fsml.stores.ondemand`` (the same values, ten times faster), and
+        the outputs are appended: the same columns for a fraction of the conversion. Each view
+        runs on its own, so a failure in a user's function names the view.
         """
         if validation_reference is not None or not self.on_demand_feature_views:
             return super().to_arrow(validation_reference=validation_reference, timeout=timeout)
@@ -143,7 +145,9 @@ class AsofRetrievalJob(RetrievalJob):
     def on_demand(self, table: pa.Table) -> pa.Table:
         """The requested on-demand features appended to a joined ``table``."""
         refs = self.metadata.features if self.metadata else []
-        return ondemand.append_on_demand(table, self.on_demand_feature_views, refs, self.full_feature_names)
+        return ondemand.append_on_demand(
+            table, self.on_demand_feature_views, refs, self.full_feature_names, self.entity_df.columns
+        )
 
     def partitioned(self, part: KeyRange | None) -> AsofRetrievalJob:
         """This job reading, in the views keyed by the range's key, only the feature rows of
@@ -248,7 +252,7 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {stamp}, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        relation = f"read_parquet({_literal(path)})"
+        relation = f"read_parquet({_literal(parquet_files(path))})"
         where = []
         oldest, newest = window
         if newest is not None:
@@ -276,7 +280,7 @@ def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
 @lru_cache(maxsize=256)
 def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(path)})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(parquet_files(path))})"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 
@@ -314,6 +318,14 @@ def _ttl_micros(ttl: timedelta | None) -> int | None:
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
     """Feast's DuckDB offline store; ``get_historical_features`` joins with ``ASOF JOIN``."""
 
+    # Feast's reads for materialization, with the source's path resolved against the repo
+    pull_latest_from_table_or_query = through_ibis(
+        "pull_latest_from_table_or_query", feast_ibis.pull_latest_from_table_or_query_ibis
+    )
+    pull_all_from_table_or_query = through_ibis(
+        "pull_all_from_table_or_query", feast_ibis.pull_all_from_table_or_query_ibis
+    )
+
     @staticmethod
     def get_historical_features(
         config: Any,
@@ -329,8 +341,16 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
             log.debug("falling back to Feast's point-in-time join")
             if isinstance(entity_df, pd.DataFrame) and not getattr(config, "coerce_tz_aware", True):
                 entity_df = make_df_tzaware(entity_df)  # what Feast does before its own stores
-            return _FeastDuckDBOfflineStore.get_historical_features(
-                config, feature_views, feature_refs, entity_df, registry, project, full_feature_names, **kwargs
+            return feast_ibis.get_historical_features_ibis(
+                config=config,
+                feature_views=feature_views,
+                feature_refs=feature_refs,
+                entity_df=entity_df,
+                registry=registry,
+                project=project,
+                full_feature_names=full_feature_names,
+                **kwargs,
+                **ibis_options(config),
             )
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         timestamp_column = offline_utils.infer_event_timestamp_from_entity_df(schema)

@@ -170,11 +170,13 @@ def decode_value(raw: bytes | None) -> Any:
 
 
 def _decode_with_protobuf(raw: bytes) -> Any:
+    """Other kinds of value (lists, maps, JSON, structs) as Feast gives them in Python."""
     from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import feast_value_type_to_python_type
 
     value = Value.FromString(raw)
     kind = value.WhichOneof("val")
-    return None if kind is None or kind == "null_val" else getattr(value, kind)
+    return None if kind is None or kind == "null_val" else feast_value_type_to_python_type(value)
 
 
 def decode_timestamp(raw: bytes | None) -> float | None:

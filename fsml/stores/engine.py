@@ -34,7 +34,7 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fsml.stores.duckdb import quote_name
+from fsml.stores import parquet_files, quote_name
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
 from fsml.stores.redis import mark_views
@@ -91,16 +91,23 @@ def latest_rows(view: Any, repo_path: str, start: Any, end: Any) -> duckdb.DuckD
     order = [f"{quote_name(source.timestamp_field)} DESC"]
     if source.created_timestamp_column:
         order.append(f"{quote_name(source.created_timestamp_column)} DESC")
-    columns = ", ".join(quote_name(c) for c in [*keys, *(f.name for f in view.features), source.timestamp_field])
+    # Every Parquet time type (naive or zoned, ms, us or ns) as a UTC instant in microseconds,
+    # the precision of Feast's Python datetimes; naive times are UTC, as in Feast.
+    event = f"{quote_name(source.timestamp_field)}::TIMESTAMPTZ"
+    columns = ", ".join(
+        [
+            *(quote_name(c) for c in [*keys, *(f.name for f in view.features)]),
+            f"{event} AS {quote_name(source.timestamp_field)}",
+        ]
+    )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    event = f"{quote_name(source.timestamp_field)}::TIMESTAMPTZ"
     partition = ", ".join(quote_name(k) for k in keys)
     query = (
         f"SELECT {columns} FROM read_parquet($path) WHERE {event} >= $start AND {event} <= $end "
         f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
     )
-    return con.sql(query, params={"path": str(path), "start": start, "end": end})
+    return con.sql(query, params={"path": parquet_files(path), "start": start, "end": end})
 
 
 def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: Any, end: Any) -> int:

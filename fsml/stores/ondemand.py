@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fsml.errors import OnDemandFailed
+
 _FAST_UNITS = ("s", "ms", "us")
 
 
@@ -90,17 +92,23 @@ def requested(odfv: Any, feature_refs: Iterable[str], full_feature_names: bool) 
     return wanted
 
 
-def append_on_demand(table: pa.Table, odfvs: Iterable[Any], feature_refs: list[str], full_names: bool) -> pa.Table:
-    """Feast's ``RetrievalJob.to_arrow`` tail: each view run on the columns it reads, its
-    requested outputs appended."""
+def append_on_demand(
+    table: pa.Table, odfvs: Iterable[Any], feature_refs: list[str], full_names: bool, entity_columns: Iterable[str]
+) -> pa.Table:
+    """Feast's ``RetrievalJob.to_arrow`` tail: each view run on the columns it reads and the
+    entity columns, its requested outputs appended; a view that fails is named."""
     odfvs = list(odfvs)
-    narrow_names = [c for c in table.column_names if c in inputs(odfvs)]
+    wanted_inputs = inputs(odfvs) | set(entity_columns)
+    narrow_names = [c for c in table.column_names if c in wanted_inputs]
     narrow = table.select(narrow_names)
     for odfv in odfvs:
-        transformed = transform(odfv, narrow, full_names)
+        try:
+            transformed = transform(odfv, narrow, full_names)
+        except Exception as exc:  # the user's function: say which view failed
+            raise OnDemandFailed(odfv.name, exc) from exc
         wanted = requested(odfv, feature_refs, full_names)
         for name in transformed.column_names:
-            if name.startswith("__index") or name in narrow_names:
+            if name.startswith("__index") or name in narrow_names or name in table.column_names:
                 continue
             if wanted is None or name in wanted:
                 table = table.append_column(name, transformed[name])

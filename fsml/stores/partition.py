@@ -20,10 +20,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from feast.value_type import ValueType
 
-from fsml.stores.duckdb import quote_name
+from fsml.stores import quote_name
 
 SQL_TYPES = {ValueType.INT64: "BIGINT", ValueType.INT32: "INTEGER", ValueType.STRING: "VARCHAR"}
 
@@ -69,7 +69,9 @@ def _literal(value: Any) -> str:
     return repr(int(value))
 
 
-def key_ranges(key: str, sql_type: str, relation: str, params: list[Any], count: int) -> list[KeyRange]:
+def key_ranges(
+    key: str, sql_type: str, relation: str, params: list[Any] | dict[str, Any], count: int
+) -> list[KeyRange]:
     """About ``count`` ranges of ``key`` holding as many rows of ``relation`` (a SQL relation,
     with ``params``) each; fewer when the key has fewer distinct values."""
     if count <= 1 or not key:
@@ -100,7 +102,7 @@ def partition_key(store: Any, service_name: str) -> tuple[str, str]:
             continue
         path = FileSource.get_uri_for_file_path(str(store.repo_path), source.path)
         try:
-            rows = pq.ParquetFile(path).metadata.num_rows
+            rows = ds.dataset(path, format="parquet").count_rows()
         except (OSError, pa.ArrowException):
             rows = 0
         column = view.entity_columns[0]

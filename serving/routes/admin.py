@@ -25,10 +25,13 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @router.post("/reload", response_model=ReloadResponse)
-async def reload(_: AdminDep, state: StateDep) -> dict[str, object]:
-    """Load the registry's current champion and swap it in without dropping requests."""
+async def reload(_: AdminDep, state: StateDep, feature_service: str | None = None) -> dict[str, object]:
+    """Load a model's current champion (``?feature_service=``, default: the default model) and
+    swap it in without dropping requests."""
+    if feature_service is not None and feature_service not in state.slots:
+        raise HTTPException(404, detail=f"feature service {feature_service!r} is not served here")
     try:
-        previous, scorer = await state.reload()
+        previous, scorer = await state.reload(feature_service)
     except FsmlError as exc:
         raise HTTPException(409, detail=exc.message) from None
     except Exception as exc:  # the registry may be unreachable: keep serving the current model
@@ -39,11 +42,13 @@ async def reload(_: AdminDep, state: StateDep) -> dict[str, object]:
         "reloaded": previous != scorer.version,
         "previous_version": previous,
         "version": scorer.version,
+        "feature_service": state.slot(feature_service).name,
     }
 
 
 class RetrainRequest(BaseModel):
     reason: str = Field("requested over the API", min_length=1, max_length=500)
+    feature_service: str | None = Field(None, description="Model to retrain; default: the default model.")
 
 
 @router.post("/retrain", status_code=202)
@@ -56,16 +61,21 @@ async def retrain(
     """
     from fsml.locks import is_locked
 
-    settings = state.settings
+    body = body or RetrainRequest()
+    if body.feature_service is not None and body.feature_service not in state.slots:
+        raise HTTPException(404, detail=f"feature service {body.feature_service!r} is not served here")
+    settings = state.slot(body.feature_service).settings
     if await asyncio.to_thread(is_locked, settings):
-        raise HTTPException(409, detail="a retraining is already running")
-    reason = (body or RetrainRequest()).reason
+        raise HTTPException(409, detail=f"a retraining of {settings.feature_service} is already running")
+    reason = body.reason
     log_path = settings.home / "logs" / f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**settings_environ(settings), "FSML_SERVICE_URL": str(request.base_url).rstrip("/")}
     command = [
         str(Path(sys.executable).parent / "fsml"),
         "retrain",
+        "--feature-service",
+        settings.feature_service,
         "--reason",
         f"api: {reason}",
         "--json",

@@ -77,7 +77,7 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
         "merchant_risk",
     }
     applied = run_json(home, "features", "apply")
-    assert applied["project"] == "fsml_dev"
+    assert applied["project"] == "fraud_dev"
 
     trained = run_json(home, "train", "--as-of", AS_OF.isoformat())
     for key in ("run_id", "model_name", "model_version", "data_fingerprint", "metrics"):

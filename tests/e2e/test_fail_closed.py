@@ -55,8 +55,8 @@ def test_a_flushed_store_is_not_ready_and_answers_review(private) -> None:
         batch = api.post("/v1/predict/batch", json={"rows": [BODY, BODY]}).json()
         assert [p["decision"] for p in batch["predictions"]] == ["review", "review"]
         metrics = api.get("/metrics").text
-        assert 'fsml_predictions_total{decision="review"} 3.0' in metrics
-        assert "fsml_all_features_missing_total 3.0" in metrics
+        assert 'fsml_predictions_total{decision="review",model="fraud_model_v1"} 3.0' in metrics
+        assert 'fsml_all_features_missing_total{model="fraud_model_v1"} 3.0' in metrics
 
         # incremental materialization sees the lost rows (not only what is newer than its watermark)
         refilled = materialize(settings, end=AS_OF, incremental=True)

@@ -33,8 +33,11 @@ def test_unknown_feature_service_names_the_known_ones(world: World) -> None:
 
 
 def test_plain_feast_cli_applies_the_same_repo_in_another_environment(world: World) -> None:
+    """As `eval "$(fsml env)"` sets it up: Feast reads the config fsml uses, written to a file."""
+    from fsml.repo import write_effective_yaml
+
     staging = world.settings.model_copy(update={"env": "staging"})
-    env = {**os.environ, **staging.feast_environ()}
+    env = {**os.environ, **staging.feast_environ(), "FEAST_FS_YAML_FILE_PATH": str(write_effective_yaml(staging))}
     done = subprocess.run(
         [str(FEAST), "-c", str(staging.feature_repo), "apply"],
         env=env,
@@ -53,8 +56,8 @@ def test_plain_feast_cli_applies_the_same_repo_in_another_environment(world: Wor
     assert "fraud_model_v1" in listed.stdout
     # The staging registry is its own file and project; dev is untouched.
     assert (world.home / "feast" / "registry_staging.db").is_file()
-    assert open_store(staging).project == "fsml_staging"
-    assert open_store(world.settings).project == "fsml_dev"
+    assert open_store(staging).project == "fraud_staging"
+    assert open_store(world.settings).project == "fraud_dev"
 
 
 def test_apply_is_idempotent(world: World) -> None:

@@ -44,7 +44,7 @@ def test_offline_monitor_writes_a_report_and_a_summary(champion: Champion) -> No
 def _write_log(directory: Path, champion: Champion, rows: int = 200) -> None:
     frame = champion.outcome.training_set.parts["test"].head(rows)
     card = champion.outcome.trained.bundle.card
-    log = PredictionLog(directory, {f.column: f.dtype for f in card.features}, {"customer_id": "int"})
+    log = PredictionLog(directory, {f.column: f.dtype for f in card.features}, {"customer_id": "int"}, "transaction_id")
     for row in frame.to_dict("records"):
         log.append(
             row["event_timestamp"].to_pydatetime(),

@@ -185,22 +185,17 @@ def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
 
 def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path) -> None:
     """The real feature service, with its python on-demand view, through both stores."""
-    from feast import FeatureStore
+    from feast import FeatureStore, RepoConfig
     from fsml.training.dataset import entity_rows, labelled_features
 
     from fsml.featurestore import describe_service, open_store
+    from fsml.repo import effective_config
     from tests.conftest import AS_OF
 
     fast = open_store(world.settings)
     spec = describe_service(fast, "fraud_model_v1")
-    yaml = (world.settings.feature_repo / "feature_store.yaml").read_text()
-    stock_yaml = tmp_path / "feature_store.yaml"
-    stock_yaml.write_text(
-        yaml.replace("type: fsml.stores.duckdb.DuckDBOfflineStore", "type: duckdb").replace(
-            "coerce_tz_aware: false", "coerce_tz_aware: true"
-        )
-    )
-    stock = FeatureStore(repo_path=str(world.settings.feature_repo), fs_yaml_file=stock_yaml)
+    config = {**effective_config(world.settings), "offline_store": {"type": "duckdb"}, "coerce_tz_aware": True}
+    stock = FeatureStore(repo_path=str(world.settings.feature_repo), config=RepoConfig(**config))
     entities = entity_rows(spec, AS_OF - timedelta(days=25), AS_OF, AS_OF)
     ours, theirs = labelled_features(fast, spec, entities), labelled_features(stock, spec, entities)
     assert len(ours) == len(entities) > 5_000

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fsml.training.dataset import build_training_set
-from fsml.training.pipeline import TrainOutcome, windows_for
+from fsml.training.pipeline import TrainOutcome
 from fsml.training.train import TrainConfig, fit
+from fsml.training.windows import Windows
 
 from fsml import registry
 from fsml.featurestore import describe_service, open_store
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 def test_same_inputs_give_the_same_model_bytes(world: World, trained: TrainOutcome) -> None:
     store = open_store(world.settings)
     spec = describe_service(store, world.settings.feature_service)
-    windows = windows_for(world.settings, AS_OF)
+    settings = world.settings
+    windows = Windows.ending_at(AS_OF, settings.train_days, settings.valid_days, settings.test_days)
     again = build_training_set(store, spec, windows, world.settings.feature_warmup_days)
     assert again.fingerprint == trained.training_set.fingerprint
     config = TrainConfig.from_settings(world.settings)
@@ -50,7 +52,7 @@ def test_run_records_everything_needed_to_reproduce(world: World, trained: Train
     ):
         assert tags[tag]
     assert tags["feast.feature_service"] == "fraud_model_v1"
-    assert tags["feast.project"] == "fsml_dev"
+    assert tags["feast.project"] == "fraud_dev"
     assert tags["fsml.data_fingerprint"] == trained.training_set.fingerprint
     assert params["as_of"] == AS_OF.isoformat() and params["seed"] == "42"
     assert {

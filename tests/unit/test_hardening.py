@@ -93,7 +93,7 @@ def test_public_reasons_show_no_absolute_paths() -> None:
     ],
 )
 def test_out_of_range_values_are_errors_naming_the_field(field: str, value: object, message: str) -> None:
-    single, _ = request_model(INPUTS, 10)
+    single, _ = request_model(INPUTS, 10, "transaction_id", "ts")
     body = {"customer_id": 1, "amount": 2.0, field: value}
     with pytest.raises(ValidationError) as caught:
         single.model_validate(body)  # python mode: FastAPI's path
@@ -102,7 +102,7 @@ def test_out_of_range_values_are_errors_naming_the_field(field: str, value: obje
 
 
 def test_times_in_range_are_utc() -> None:
-    single, _ = request_model(INPUTS, 10)
+    single, _ = request_model(INPUTS, 10, "transaction_id", "ts")
     parsed = single.model_validate_json(b'{"customer_id": 1, "amount": 2, "ts": "2026-01-01T05:00:00+05:00"}')
     assert parsed.ts == datetime(2026, 1, 1, tzinfo=UTC) and parsed.amount == 2.0
     assert single.model_validate({"customer_id": 1, "amount": 2, "transaction_id": 2**63 - 1}).transaction_id

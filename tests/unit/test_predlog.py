@@ -15,14 +15,14 @@ T0 = datetime(2026, 10, 1, 13, 59, tzinfo=UTC)
 
 
 def _log(directory: Path, **kwargs) -> PredictionLog:
-    return PredictionLog(directory, {"v__x": "float", "v__c": "string"}, {"customer_id": "int"}, **kwargs)
+    return PredictionLog(directory, {"v__x": "float", "v__c": "string"}, {"customer_id": "int"}, "order_id", **kwargs)
 
 
 def _append(log: PredictionLog, n: int, start: datetime = T0) -> None:
     for i in range(n):
         log.append(
             start + timedelta(seconds=30 * i),
-            {"transaction_id": i, "customer_id": i},
+            {"order_id": i, "customer_id": i},
             {"v__x": float(i), "v__c": "a"},
             [],
             ["v__c"] if i % 2 else [],
@@ -38,8 +38,8 @@ def test_rows_land_in_hour_partitions_with_their_types(tmp_path: Path) -> None:
     assert log.flush() == 6
     files = sorted(p.relative_to(tmp_path).parent.as_posix() for p in tmp_path.rglob("*.parquet"))
     assert files == ["date=2026-10-01/hour=13", "date=2026-10-01/hour=14"]
-    rows = duckdb.sql(f"SELECT * FROM read_parquet('{tmp_path}/**/*.parquet') ORDER BY transaction_id").df()
-    assert list(rows["transaction_id"]) == [str(i) for i in range(6)]
+    rows = duckdb.sql(f"SELECT * FROM read_parquet('{tmp_path}/**/*.parquet') ORDER BY order_id").df()
+    assert list(rows["order_id"]) == [str(i) for i in range(6)]
     assert rows["v__x"].dtype == "float64" and rows["stale"][1].tolist() == ["v__c"]
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -80,7 +80,11 @@ def test_one_bad_row_does_not_sink_the_buffer(tmp_path: Path) -> None:
     dead-letter file with its reason, and every other row is written."""
     dead = []
     log = PredictionLog(
-        tmp_path, {"v__x": "float", "v__c": "string"}, {"customer_id": "int", "k": "string"}, on_dead_letter=dead.append
+        tmp_path,
+        {"v__x": "float", "v__c": "string"},
+        {"customer_id": "int", "k": "string"},
+        "transaction_id",
+        on_dead_letter=dead.append,
     )
     for i in range(2000):
         request = {"transaction_id": "\ud800" if i == 7 else i, "customer_id": i, "k": "a\udcff" if i == 9 else "k"}

@@ -17,7 +17,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("REDIS_URL", "redis://example:6390/2")
     settings = Settings()
     assert settings.home == (tmp_path / "h").resolve()
-    assert settings.feast_project == "fsml_staging"
+    assert settings.feast_project == "fraud_staging"  # the repo's own project, then the environment
     assert settings.experiment_name == "fsml-staging"
     assert settings.model_name("svc") == "fsml-staging-svc"
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 'h' / 'mlflow' / 'mlflow.db'}"
@@ -44,6 +44,19 @@ def test_environments_do_not_share_names() -> None:
     assert dev.feast_project != prod.feast_project
     assert dev.experiment_name != prod.experiment_name
     assert dev.model_name("s") != prod.model_name("s")
+
+
+def test_state_of_each_model_is_kept_apart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FSML_HOME", str(tmp_path))
+    monkeypatch.setenv("FSML_SERVE_FEATURE_SERVICES", "late_v1, late_v2")
+    settings = Settings(feature_service="late_v2")
+    assert settings.served_services == ["late_v2", "late_v1"]  # the default model first
+    v1 = settings.for_service("late_v1")
+    assert v1.prediction_log_dir == tmp_path.resolve() / "logs" / "predictions" / "dev" / "late_v1"
+    assert v1.monitoring_dir != settings.monitoring_dir and v1.monitoring_reports_dir != settings.monitoring_reports_dir
+    assert settings.for_service(None) is settings
+    monkeypatch.setenv("FSML_SERVE_FEATURE_SERVICES", '["a", "b"]')  # as a child process gets a list
+    assert Settings().serve_feature_services == ["a", "b"]
 
 
 def test_atomic_path_keeps_the_old_file_on_failure(tmp_path: Path) -> None:

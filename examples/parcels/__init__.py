@@ -1,0 +1,1 @@
+"""The parcel-delivery example: a second domain, with its own Feast repo and data generator."""
