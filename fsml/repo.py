@@ -116,7 +116,9 @@ def _online_store(online: Any, redis_url: str, redis_type: str) -> dict[str, Any
     """The platform's Redis (one server, or a Redis Cluster with ``FSML_REDIS_TYPE``); a Redis
     store's own options (key TTL, dedup) are kept."""
     keep = dict(online) if isinstance(online, dict) and online.get("type") in REDIS_STORES else {}
-    return {**keep, "type": ONLINE, "connection_string": redis_url, "redis_type": redis_type}
+    keep.pop("redis_type", None)  # the platform's setting decides, for Feast and the serving client alike
+    cluster = {"redis_type": redis_type} if redis_type != "redis" else {}
+    return {**keep, "type": ONLINE, "connection_string": redis_url, **cluster}
 
 
 def open_store(settings: Settings) -> FeatureStore:
