@@ -35,24 +35,19 @@ def _timed(work: Any, repeats: int) -> list[float]:
 def run(world: BenchWorld, repeats: int = 3, rows: int = 1_000_000) -> dict[str, Any]:
     import ray
     from fsml.serving.batch import score_file
-    from fsml.training.dataset import build_training_set, first_timestamp
+    from fsml.training.dataset import first_timestamp
     from fsml.training.partitions import partitioned_features
-    from fsml.training.pipeline import windows_for
+    from fsml.training.pipeline import prepare
     from fsml.training.train import TrainConfig, fit
-
-    from fsml.featurestore import describe_service, open_store
 
     settings = world.settings.model_copy(update={"engine": "ray"})
     source = input_file(settings, rows)
     scored = source.with_name("scored-ray.parquet")
-    spec = describe_service(open_store(settings), settings.feature_service)
-    windows = windows_for(settings, world.end)
-    start = max(windows.start, first_timestamp(spec) + timedelta(days=settings.feature_warmup_days))
+    local = world.settings.model_copy(update={"engine": "local"})
+    spec, windows, days, training_set = prepare(local, settings.feature_service, world.end)
+    start = max(windows.start, first_timestamp(spec) + timedelta(days=days.warmup))
     results: dict[str, Any] = {"rows": rows}
     joined: list[int] = []
-    local = world.settings.model_copy(update={"engine": "local"})
-    store = open_store(local)
-    training_set = build_training_set(store, spec, windows, local.feature_warmup_days, local)
     config = TrainConfig.from_settings(local)
 
     def fit_with(engine: Any) -> tuple[dict[str, float], float]:

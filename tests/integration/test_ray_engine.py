@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fsml.serving.batch import score_file
-from fsml.training.dataset import build_training_set
-from fsml.training.pipeline import TrainOutcome, train, windows_for
+from fsml.training.dataset import Windows, build_training_set
+from fsml.training.pipeline import TrainOutcome, train
 from fsml.training.reproduce import reproduce
 
 from fsml import registry
@@ -36,7 +36,8 @@ def on_ray(settings: Settings, **more: object) -> Settings:
 def test_training_set_on_ray_is_the_local_one(world: World, trained: TrainOutcome, ray_cluster: RayCluster) -> None:
     store = open_store(world.settings)
     spec = describe_service(store, world.settings.feature_service)
-    windows = windows_for(world.settings, AS_OF)
+    settings = world.settings
+    windows = Windows.ending_at(AS_OF, settings.train_days, settings.valid_days, settings.test_days)
     distributed = build_training_set(store, spec, windows, world.settings.feature_warmup_days, on_ray(world.settings))
     local = trained.training_set
     assert distributed.fingerprint == local.fingerprint
