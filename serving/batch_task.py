@@ -141,7 +141,7 @@ def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, ti
     names = entity_columns(ctx.spec, time_field)
     entities = good.select(names[:-1]).append_column(EVENT, good[time_field])
     if isinstance(ctx.job, AsofRetrievalJob):  # its join keeps the entity rows' order
-        return ctx.job.on_demand(ctx.job.partitioned(part).join(con, entities))
+        return ctx.job.on_demand(ctx.job.partitioned(part).join(con, entities, search=True))
     entities = entities.append_column(ROW, pa.array(np.arange(good.num_rows, dtype=np.int64)))
     frame = entities.to_pandas()  # another offline store: Feast's own retrieval, in no given order
     job = ctx.store.get_historical_features(

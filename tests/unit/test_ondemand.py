@@ -27,3 +27,11 @@ def test_time_values_are_pyarrows(tz: str | None, unit: str) -> None:
 def test_other_columns_are_to_pylist() -> None:
     table = pa.table({"a": [1.5, None], "b": [1, None], "c": ["x", None], "d": [True, None]})
     assert pydict(table) == table.to_pydict()
+
+
+def test_a_column_shared_by_two_names_is_converted_once_into_two_lists() -> None:
+    times = pa.chunked_array([pa.array([0, 1_700_000_000_000_000, None], pa.timestamp("us", tz="UTC"))])
+    table = pa.table({"timestamp": times, "event_timestamp": times, "other": pa.array([1, 2, 3])})
+    values = pydict(table)
+    assert values == table.to_pydict()
+    assert values["timestamp"] is not values["event_timestamp"]
