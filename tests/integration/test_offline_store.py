@@ -152,17 +152,21 @@ def _entities(rng: np.random.Generator, data: Path, users: int, minutes: int) ->
     return frame
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
-    from fsml.stores.duckdb import AsofRetrievalJob, _unique_events
-
+def _random_repo(tmp_path: Path, seed: int) -> tuple[Path, pd.DataFrame, list]:
+    """(data directory, entity rows, Feast objects) of one seed's random repo."""
     rng = np.random.default_rng(seed)
     data = tmp_path / "data"
     data.mkdir()
     users, minutes = 300, 3 * 24 * 60
     _feature_tables(rng, data, users, minutes)
-    entities = _entities(rng, data, users, minutes)
-    objects = _objects(data, ttl_hours=[6, 20][seed - 1])
+    return data, _entities(rng, data, users, minutes), _objects(data, ttl_hours=[6, 20][seed - 1])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
+    from fsml.stores.duckdb import AsofRetrievalJob, _unique_events
+
+    data, entities, objects = _random_repo(tmp_path, seed)
     # both joins are exercised: on (event, created) where ties exist, on the event alone elsewhere
     assert not _unique_events(str(data / "user_stats.parquet"), ("user_id",), "ts")
     assert _unique_events(str(data / "item_stats.parquet"), ("item_id",), "ts")
@@ -218,15 +222,8 @@ def test_binary_search_lookup_gives_the_asof_join(tmp_path: Path, seed: int, mon
     real = search.lookup
     monkeypatch.setattr(search, "lookup", lambda rows, key, *a: searched_keys.append(key) or real(rows, key, *a))
 
-    rng = np.random.default_rng(seed)
-    data = tmp_path / "data"
-    data.mkdir()
-    users, minutes = 300, 3 * 24 * 60
-    _feature_tables(rng, data, users, minutes)
-    entities = _entities(rng, data, users, minutes)
-    store = _store(
-        tmp_path / "fsml", "fsml.stores.duckdb.DuckDBOfflineStore", _objects(data, ttl_hours=[6, 20][seed - 1])
-    )
+    _, entities, objects = _random_repo(tmp_path, seed)
+    store = _store(tmp_path / "fsml", "fsml.stores.duckdb.DuckDBOfflineStore", objects)
     job = store.get_historical_features(entity_df=entities, features=REFS, full_feature_names=True)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
