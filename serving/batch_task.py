@@ -97,10 +97,11 @@ def _build(plan: ScoringPlan) -> _Context:
     bundle = ModelBundle(booster_text=plan.booster_text, card=card, version=plan.version)
     store = open_store(plan.settings)
     spec = describe_service(store, card.feature_service)
-    template = entity_columns(spec, plan.time_field)
-    empty = pa.table({name: pa.array([], pa.int64()) for name in template[:-2]})
-    empty = empty.append_column(plan.time_field, pa.array([], pa.timestamp("us", tz="UTC")))
-    frame = empty.append_column(EVENT, pa.array([], pa.timestamp("us", tz="UTC"))).to_pandas()
+    times = {plan.time_field} | {i.name for i in spec.inputs if i.dtype == "timestamp"}
+    kinds = {
+        n: pa.timestamp("us", tz="UTC") if n in times else pa.int64() for n in _entity_names(spec, plan.time_field)
+    }
+    frame = entities_of(spec, plan.time_field, pa.table({n: pa.array([], t) for n, t in kinds.items()})).to_pandas()
     job = store.get_historical_features(
         entity_df=frame, features=store.get_feature_service(spec.name), full_feature_names=True
     )
@@ -110,10 +111,15 @@ def _build(plan: ScoringPlan) -> _Context:
     return _Context(spec, bundle, store, job, con)
 
 
-def entity_columns(spec: ServiceSpec, time_field: str) -> list[str]:
-    """Columns of the entity rows: keys and request fields, the time field, then Feast's."""
-    names = [n for n in dict.fromkeys([*spec.join_keys, *spec.request_fields]) if n != time_field]
-    return [*names, time_field, EVENT]
+def _entity_names(spec: ServiceSpec, time_field: str) -> list[str]:
+    return list(dict.fromkeys([*spec.join_keys, *spec.request_fields, time_field]))
+
+
+def entities_of(spec: ServiceSpec, time_field: str, good: pa.Table) -> pa.Table:
+    """The entity rows Feast joins: keys, request fields and the time field, with the time also
+    as Feast's ``event_timestamp`` (unless that is the time field's own name)."""
+    entities = good.select(_entity_names(spec, time_field))
+    return entities if time_field == EVENT else entities.append_column(EVENT, good[time_field])
 
 
 def read_slice(con: duckdb.DuckDBPyConnection, piece: Slice) -> pa.Table:
@@ -138,8 +144,7 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
 
 
 def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, time_field: str) -> pa.Table:
-    names = entity_columns(ctx.spec, time_field)
-    entities = good.select(names[:-1]).append_column(EVENT, good[time_field])
+    entities = entities_of(ctx.spec, time_field, good)
     if isinstance(ctx.job, AsofRetrievalJob):  # its join keeps the entity rows' order
         return ctx.job.on_demand(ctx.job.partitioned(part).join(con, entities, search=True))
     entities = entities.append_column(ROW, pa.array(np.arange(good.num_rows, dtype=np.int64)))

@@ -1,7 +1,9 @@
 """``fsml reproduce RUN_ID``: rebuild a training run from its record and compare the results.
 
 The recorded parameters (feature service, as-of time, windows, LightGBM settings) rebuild the
-training set through Feast and retrain. The run is reproduced when the rebuilt training set has
+training set through Feast and retrain, with the engine that made the run (the tag
+``fsml.engine``: local, or Ray with as many LightGBM workers, since they split the rows); the
+result names that engine. The run is reproduced when the rebuilt training set has
 the recorded fingerprint and the retrained model gives the same test-window predictions; code,
 feature repo and model-byte differences are reported alongside.
 """
