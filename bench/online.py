@@ -201,7 +201,7 @@ def run(world: BenchWorld, seconds: float = 5.0, repeats: int = 5, workers: int 
     def fixed_rate(url: str) -> Callable[[float], dict[str, Any]]:
         return lambda s: openload(binary, url, 1000, s, world, stamp)
 
-    settings = world.settings.model_copy(update={"reload_poll_seconds": 0.0})
+    settings = world.settings.model_copy(update={"reload_poll_seconds": 0.0, "access_log": False})
     with ServerProcess(settings, workers=workers) as server:
         check = httpx.post(server.url + "/v1/predict", json={"customer_id": 1, "merchant_id": 1, "amount": 5.0,
                                                                "timestamp": stamp}, timeout=10)  # fmt: skip

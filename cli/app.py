@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: with Rich markup, "[start, end]" or "logs|offline" vanish.
+    rich_markup_mode=None,
 )
 data_app = typer.Typer(help="Synthetic card-transaction data.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature tables, Feast registry and online store.", no_args_is_help=True)
@@ -40,8 +42,32 @@ class ConfigError(FsmlError):
     exit_code = 2
 
 
+def version_text() -> str:
+    from importlib.metadata import version
+
+    return (
+        f"fsml {version('fsml')} (feast {version('feast')}, mlflow {version('mlflow')}, lightgbm {version('lightgbm')})"
+    )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(version_text())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_show_version,
+        help="Print the version and exit.",
+    ),
+) -> None:
     setup_logging(verbose)
 
 

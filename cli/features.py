@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, features_app, load_settings, parse_time
+from fsml.cli.app import JSON_HELP, app, features_app, load_settings, parse_time
 
 from fsml.console import chunk_progress, emit, plain, steps
 
@@ -63,3 +63,17 @@ def materialize(
     with chunk_progress("features materialize") as progress:
         result = load_online(settings, *window, incremental=incremental, progress=progress)
     emit(result.summary(), as_json)
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8888,
+) -> None:
+    """Feast's web UI on the configured feature repo and environment (as `feast ui`)."""
+    settings = load_settings()
+    settings.export()  # feature_store.yaml reads FSML_HOME, FSML_ENV and REDIS_URL
+
+    from fsml.featurestore import open_store
+
+    open_store(settings).serve_ui(host=host, port=port)

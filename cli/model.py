@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings, parse_time
 
-from fsml.console import emit, steps
+from fsml.console import chunk_progress, emit, steps
 
 
 @app.command()
@@ -22,9 +22,8 @@ def train(
 
     from fsml.training.pipeline import train as run_training
 
-    with steps("train", 1) as step:
-        step("training set, model, report, registry")
-        outcome = run_training(settings, settings.feature_service, when)
+    with chunk_progress("train") as progress:
+        outcome = run_training(settings, settings.feature_service, when, progress=progress)
     emit(outcome.summary(), as_json)
 
 

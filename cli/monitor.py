@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Annotated
 
 import typer
 from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit
+from fsml.console import chunk_progress, emit, setup_logging
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
@@ -58,15 +59,23 @@ def monitor_watch(
     every: Annotated[str, typer.Option(help="Time between rounds: 30s, 15m, 1h, 1d.")] = "1h",
     rounds: Annotated[int | None, typer.Option(min=1, help="Stop after this many rounds.")] = None,
     feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port meanwhile.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP + " (when the rounds end)")] = False,
 ) -> None:
     """Monitor, check triggers (drift, performance, schedule, new code), retrain; repeat."""
     settings = load_settings().for_service(feature_service)
+    setup_logging(json_lines=settings.log_format == "json")  # a long-running service: its logs are collected
 
     from fsml.monitoring.watch import parse_duration, watch
 
     period = parse_duration(every)
     done: list[dict] = []
+    if metrics_port is not None:
+        from fsml.monitoring.metrics import serve as serve_metrics
+
+        serve_metrics(settings, metrics_port)
     with contextlib.suppress(KeyboardInterrupt):
         done = watch(settings, period, rounds)
     if as_json:
@@ -89,3 +98,22 @@ def retrain(
     with chunk_progress("retrain") as progress:
         outcome = run_retraining(settings, reason=f"manual: {reason}", as_of=when, progress=progress)
     emit(outcome, as_json)
+
+
+@monitor_app.command("metrics")
+def monitor_metrics(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Serve over HTTP; default: print once.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+) -> None:
+    """Prometheus metrics of the monitoring loop (drift, performance, retraining), from its records."""
+    settings = load_settings()
+
+    from fsml.monitoring import metrics
+
+    if port is None:
+        print(metrics.exposition(settings), end="")
+        return
+    setup_logging(json_lines=settings.log_format == "json")
+    metrics.serve(settings, port, host)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()

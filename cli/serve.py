@@ -61,8 +61,9 @@ def serve(
         workers=workers,
         loop="uvloop",
         http=HTTP_PROTOCOL,  # uvicorn's httptools protocol with a header deadline (serving.limits)
-        access_log=False,
+        access_log=False,  # fsml's own access log (FSML_ACCESS_LOG) has the request id and route
         log_level="warning",
+        log_config=None,  # uvicorn's messages go through fsml's handler (JSON lines)
         proxy_headers=False,
         server_header=False,
         date_header=False,

@@ -32,15 +32,17 @@ out = Console(highlight=False, soft_wrap=True)
 _NOISY = ("feast", "mlflow", "alembic", "urllib3", "httpx", "botocore", "ibis", "numexpr")
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, json_lines: bool = False) -> None:
+    """Rich text for people at a terminal; one JSON object a line for services (``json_lines``)."""
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    if json_lines:
+        from fsml.logjson import JsonFormatter
+
+        handler: logging.Handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # MLflow installs its own handler at import; it reads its level from this variable.

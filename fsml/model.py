@@ -23,6 +23,24 @@ from pydantic import BaseModel, Field
 
 BOOSTER_FILE = "model.lgb.txt"
 CARD_FILE = "fsml_model.json"
+FLAG, PASS, REVIEW = "flag", "pass", "review"
+
+
+def decision(score: float, threshold: float, all_missing: bool = False, policy: str = REVIEW) -> str:
+    """The decision for one score: the one rule the service, batch scoring and MLflow share.
+
+    A row whose stored features were all missing or stale (a flushed store, an entity never
+    seen) is scored on request fields alone: the score says little, so the decision is the
+    policy (``FSML_MISSING_FEATURES_DECISION``: ``review`` by default, ``flag`` or ``pass``)."""
+    if all_missing:
+        return policy
+    return FLAG if score >= threshold else PASS
+
+
+def decisions(scores: np.ndarray, threshold: float, all_missing: Any = None, policy: str = REVIEW) -> np.ndarray:
+    """``decision`` for many rows at once."""
+    out = np.where(np.asarray(scores) >= threshold, FLAG, PASS)
+    return out if all_missing is None else np.where(all_missing, policy, out)
 
 
 class FeatureInfo(BaseModel):
@@ -160,6 +178,30 @@ class ModelBundle:
 
     def predict_matrix(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
         return self.booster.predict(matrix, num_threads=num_threads)
+
+    def all_missing(self, absent: np.ndarray) -> np.ndarray:
+        """Rows (of a rows × feature columns mask of absent values) whose stored features, the
+        ones not computed on demand, are all absent."""
+        stored = [i for i, f in enumerate(self.card.features) if not f.on_demand]
+        return absent[:, stored].all(axis=1) if stored else np.zeros(len(absent), dtype=bool)
+
+    def score_frame(self, features: pd.DataFrame, num_threads: int = 1, policy: str = REVIEW) -> pd.DataFrame:
+        """Score, decision and whether everything stored was missing, per row of a frame of
+        ``view__feature`` columns as Feast returns them with full feature names; other columns
+        are ignored, absent columns are missing features."""
+        absent_columns = [c for c in self.encoder.columns if c not in features.columns]
+        if absent_columns:
+            features = features.assign(**{c: np.nan for c in absent_columns})
+        scores = self.predict_matrix(self.encoder.frame(features), num_threads)
+        all_missing = self.all_missing(features[self.encoder.columns].isna().to_numpy())
+        return pd.DataFrame(
+            {
+                "score": scores,
+                "decision": decisions(scores, self.card.threshold, all_missing, policy),
+                "all_missing": all_missing,
+            },
+            index=features.index,
+        )
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,15 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsml.cleanup import owner_gone, owner_tag
 from fsml.errors import FsmlError
-from fsml.model import CARD_FILE, ModelBundle, ModelCard
+from fsml.model import BOOSTER_FILE, CARD_FILE, ModelBundle, ModelCard
 from fsml.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MLFLOW_BOOSTER_FILE = "model.lgb"  # what mlflow.lightgbm writes: Booster.save_model, text format
+LEGACY_BOOSTER_FILE = "model.lgb"  # models logged with the lightgbm flavour before the pyfunc one
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Registered:
 def client(settings: Settings, create: bool = True) -> MlflowClient:
     """A client on the configured store; with ``create=False`` a missing local store is an error."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A model's environment is its pinned requirements and the fsml code shipped with it, not
+    # whichever uv project the command happens to run in (MLflow would copy its 1 MB lock file).
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     import mlflow
 
     if settings.mlflow_tracking_uri is None:
@@ -53,63 +58,122 @@ def client(settings: Settings, create: bool = True) -> MlflowClient:
     return mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment in the layout this tag names
+CLASSIC_ML = "custom_model_development"
+
+
 def experiment_id(settings: Settings, mlflow_client: MlflowClient) -> str:
     existing = mlflow_client.get_experiment_by_name(settings.experiment_name)
     if existing is not None:
+        if existing.tags.get(EXPERIMENT_KIND) != CLASSIC_ML:
+            mlflow_client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND, CLASSIC_ML)
         return existing.experiment_id
     return mlflow_client.create_experiment(
         settings.experiment_name,
         artifact_location=settings.artifact_root if settings.mlflow_tracking_uri is None else None,
-        tags={"feast.project": settings.feast_project, "fsml.env": settings.env},
+        tags={"feast.project": settings.feast_project, "fsml.env": settings.env, EXPERIMENT_KIND: CLASSIC_ML},
     )
 
 
-def register_training(
-    settings: Settings,
-    bundle: ModelBundle,
-    params: dict[str, Any],
-    tags: dict[str, str],
-    artifacts: dict[str, Path],
-) -> Registered:
-    """Log the run (params, metrics, tags, artifact folders, model); register it as challenger."""
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a training run logs besides the model: its parameters, tags and artifact folders,
+    the data sets it learnt from, when it started, and artifacts that need the version number."""
+
+    params: dict[str, Any]
+    tags: dict[str, str]
+    artifacts: dict[str, Path]
+    datasets: dict[str, Any] = field(default_factory=dict)  # context -> mlflow.data Dataset
+    started_ms: int | None = None
+    input_example: Any = None
+    late_artifacts: Callable[[Registered], dict[str, Path]] | None = None
+
+
+def register_training(settings: Settings, bundle: ModelBundle, record: TrainingRecord) -> Registered:
+    """Log the run (params, metrics, data sets, artifacts, pyfunc model); register a challenger."""
     import mlflow
 
     mlflow_client = client(settings)
     card = bundle.card
-    run = mlflow_client.create_run(experiment_id(settings, mlflow_client), tags={**tags, **owner_tags()})
+    run = mlflow_client.create_run(
+        experiment_id(settings, mlflow_client), start_time=record.started_ms, tags={**record.tags, **owner_tags()}
+    )
     run_id = run.info.run_id
     version: ModelVersion | None = None
     try:
         with mlflow.start_run(run_id=run_id):
-            mlflow.log_params(params)
+            mlflow.log_params(record.params)
             mlflow.log_metrics({k: v for k, v in card.metrics.items() if v == v})
-            for name, folder in artifacts.items():
+            for context, dataset in record.datasets.items():
+                mlflow.log_input(dataset, context=context, tags={"fsml.data_fingerprint": card.data_fingerprint})
+            for name, folder in record.artifacts.items():
                 mlflow.log_artifacts(str(folder), artifact_path=name)
-            with tempfile.TemporaryDirectory() as tmp:
-                card_path = Path(tmp) / CARD_FILE
-                card_path.write_text(card.model_dump_json(indent=2))
-                info = mlflow.lightgbm.log_model(
-                    bundle.booster,
-                    name="model",
-                    extra_files=[str(card_path)],
-                    pip_requirements=_requirements(),
-                )
-        _ensure_registered_model(mlflow_client, card.model_name)
-        version = mlflow_client.create_model_version(
-            card.model_name,
-            source=info.model_uri,
-            run_id=run_id,
-            tags={**_version_tags(card), "feast.project": settings.feast_project},
-            description=f"{card.feature_service} as of {card.training_window['as_of']}",
-        )
+            info = _log_pyfunc(bundle, record.input_example, _version_tags(card))
+            _ensure_registered_model(mlflow_client, card.model_name)
+            version = mlflow_client.create_model_version(
+                card.model_name,
+                source=info.model_uri,
+                run_id=run_id,
+                tags={**_version_tags(card), "feast.project": settings.feast_project},
+                description=f"{card.feature_service} as of {card.training_window['as_of']}",
+                model_id=info.model_id,
+            )
+            registered = Registered(run_id=run_id, model_name=card.model_name, version=str(version.version))
+            for name, folder in (record.late_artifacts(registered) if record.late_artifacts else {}).items():
+                mlflow.log_artifacts(str(folder), artifact_path=name)
         mlflow_client.set_registered_model_alias(card.model_name, CHALLENGER, version.version)
-        return Registered(run_id=run_id, model_name=card.model_name, version=str(version.version))
+        return registered
     except BaseException as exc:  # SIGTERM too (fsml.signals): the run ends FAILED, never RUNNING
         end_failed(mlflow_client, run_id, f"{type(exc).__name__}: {exc}")
         _undo(mlflow_client, run_id, card.model_name, version)
         if not isinstance(exc, Exception):
             raise
         raise FsmlError(f"registering the model failed, nothing was kept: {exc}") from exc
+
+
+def _log_pyfunc(bundle: ModelBundle, input_example: Any, tags: dict[str, str]) -> Any:
+    """The model as a pyfunc logged from code (no pickle) with the booster and card as artifacts,
+    a signature of the feature columns, and an input example."""
+    import mlflow
+
+    from fsml import pyfunc
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # The signature is given: MLflow's hint about integer columns in the example does not apply.
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column")
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(pyfunc.MODEL_CODE),
+            artifacts=pyfunc.artifacts(Path(tmp) / "files", bundle),
+            code_paths=[pyfunc.code_package(Path(tmp) / "code")],
+            signature=signature(bundle),
+            input_example=input_example,
+            pip_requirements=_requirements(),
+            tags=tags,
+        )
+
+
+def signature(bundle: ModelBundle) -> Any:
+    """Inputs: the feature columns, all optional (a feature may be missing). Integer features
+    may come as int64, or as float64 when a value is missing, and MLflow accepts neither for
+    the other's type, so they are typed ``Any``; the encoder converts them. Outputs: score,
+    decision and whether every stored feature was missing; one parameter, the decision then."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    from fsml.model import REVIEW
+    from fsml.pyfunc import POLICY_PARAM
+
+    kinds = {"float": DataType.double, "string": DataType.string}
+    inputs = [ColSpec(kinds.get(f.dtype) or AnyType(), f.column, required=False) for f in bundle.card.features]
+    outputs = [
+        ColSpec(DataType.double, "score"),
+        ColSpec(DataType.string, "decision"),
+        ColSpec(DataType.boolean, "all_missing"),
+    ]
+    params = ParamSchema([ParamSpec(POLICY_PARAM, DataType.string, REVIEW)])
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs), params=params)
 
 
 OWNER_TAG = "fsml.owner"
@@ -185,7 +249,7 @@ def _requirements() -> list[str]:
     by loading the model in a subprocess (seconds per run)."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("lightgbm", "numpy", "pandas", "scikit-learn")]
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "numpy", "pandas", "pydantic")]
 
 
 def version_by_alias(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -220,18 +284,23 @@ def get_version(mlflow_client: MlflowClient, name: str, version: str) -> ModelVe
 
 
 def load_bundle(version: ModelVersion) -> ModelBundle:
-    """Download a version's booster and card; call after ``client(settings)`` set the store."""
+    """Download a version's booster text and card (never the pyfunc wrapper: serving's hot path
+    uses the booster directly); call after ``client(settings)`` set the store."""
     import mlflow
 
     local = Path(mlflow.artifacts.download_artifacts(version.source))
-    card_path = local / "extra_files" / CARD_FILE
-    if not card_path.is_file():
-        raise FsmlError(f"model {version.name} v{version.version} has no {CARD_FILE}: not an fsml model")
-    return ModelBundle(
-        booster_text=(local / MLFLOW_BOOSTER_FILE).read_text(),
-        card=ModelCard.model_validate_json(card_path.read_text()),
-        version=str(version.version),
-    )
+    # The pyfunc layout (artifacts/), and the LightGBM-flavour layout of models logged before it.
+    for booster, card in (
+        (local / "artifacts" / BOOSTER_FILE, local / "artifacts" / CARD_FILE),
+        (local / LEGACY_BOOSTER_FILE, local / "extra_files" / CARD_FILE),
+    ):
+        if card.is_file() and booster.is_file():
+            return ModelBundle(
+                booster_text=booster.read_text(),
+                card=ModelCard.model_validate_json(card.read_text()),
+                version=str(version.version),
+            )
+    raise FsmlError(f"model {version.name} v{version.version} has no {CARD_FILE}: not an fsml model")
 
 
 def run_record(mlflow_client: MlflowClient, run_id: str) -> tuple[dict[str, str], dict[str, str]]:

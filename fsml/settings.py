@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Logs of the long-running processes (serve, monitor watch): JSON lines or text."
+    )
+    access_log: bool = Field(True, description="One log line per HTTP request; off for benchmarks.")
     missing_features_decision: MissingDecision = Field(
         "review",
         description="Decision when every stored feature of a row is missing or stale: review, flag, "

@@ -7,42 +7,39 @@ from typing import Any
 import numpy as np
 from fsml.monitoring.drift import ColumnDrift
 
-from fsml.report import Report, figure_canvas
+from fsml.report import figure_canvas, png, render
 
 MAX_PLOTS = 24
 
 
 def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: ColumnDrift) -> str:
     window = summary["window"]
-    report = Report(
-        f"Drift report: {summary['model']['name']} v{summary['model']['version']}",
-        f"{window['source']} from {window['start']} to {window['end']} ({window['rows']:,} rows) "
-        f"against the training reference · as of {summary['as_of']}",
-    )
     verdict = "drift detected" if summary["drift_detected"] else "no drift"
     performance = summary["performance"]
     if performance.get("degraded"):
         verdict += f"; performance below its floor (PR-AUC {performance['pr_auc']:.3f} < {performance['floor']:.3f})"
-    report.paragraph(
-        f"Verdict: {verdict}. Action: {summary['action']}.",
-        "bad" if summary["action"] != "none" else "good",
-    )
-    if window.get("skipped_files"):
-        report.paragraph(f"Unreadable log files left out: {', '.join(window['skipped_files'])}", "bad")
-    report.heading("Performance on matured labels")
-    report.table([{"measure": k, "value": v} for k, v in performance.items()])
-    report.heading("Prediction drift (score)")
-    report.table([_row(score)])
-    report.figure(_numeric_plot(score), "score: reference against current")
-    report.heading("Features")
-    report.table(_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi)))
     drifted = [c for c in columns if c.drifted][:MAX_PLOTS]
-    if drifted:
-        report.heading("Drifted features")
-        for column in drifted:
-            plot = _numeric_plot(column) if column.kind == "numeric" else _categorical_plot(column)
-            report.figure(plot, f"{column.column}: {'; '.join(column.reasons)}")
-    return report.html()
+    return render(
+        "fsml.monitoring",
+        "drift_report.html.j2",
+        title=f"Drift report: {summary['model']['name']} v{summary['model']['version']}",
+        subtitle=f"{window['source']} from {window['start']} to {window['end']} ({window['rows']:,} rows) "
+        f"against the training reference · as of {summary['as_of']}",
+        verdict=verdict,
+        action=summary["action"],
+        skipped=window.get("skipped_files") or [],
+        performance=[{"measure": k, "value": v} for k, v in performance.items()],
+        score_row=[_row(score)],
+        score_plot=png(_numeric_plot(score)),
+        features=[_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi))],
+        drifted=[
+            (
+                png(_numeric_plot(c) if c.kind == "numeric" else _categorical_plot(c)),
+                f"{c.column}: {'; '.join(c.reasons)}",
+            )
+            for c in drifted
+        ],
+    )
 
 
 def _row(c: ColumnDrift) -> dict[str, Any]:

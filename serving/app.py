@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fsml.serving import limits
+from fastapi_offline import FastAPIOffline
+from fsml.serving import docs, limits
 from fsml.serving.errors import validation_errors
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
@@ -32,14 +33,15 @@ def check_deployable(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> MetricsMiddleware:
-    """The service as uvicorn runs it: metrics, then body limits, then the prediction fast path,
-    then FastAPI."""
+    """The service as uvicorn runs it: metrics, request ids and the access log, then body
+    limits, then the prediction fast path, then FastAPI."""
     settings = settings or Settings()
     api, slots, metrics = create_fastapi(settings)
     limits.configure(settings)
     fast = PredictFastPath(api, slots)
     bounded = limits.BodyLimits(fast, settings.max_body_bytes, settings.body_timeout_seconds)
-    return MetricsMiddleware(bounded, metrics, routes=set(fast.routes) | {f"/v1/models/{s.name}" for s in slots})
+    routes = set(fast.routes) | {f"/v1/models/{s.name}" for s in slots}
+    return MetricsMiddleware(bounded, metrics, routes=routes, access_log=settings.access_log)
 
 
 def model_slots(settings: Settings) -> list[ModelSlot]:
@@ -80,16 +82,17 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metric
             await state.redis.aclose()
 
     names = ", ".join(s.name for s in slots)
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI, with Swagger UI and ReDoc served from the package: no CDN
         title="fsml scoring service",
         version="1",
         description=f"Scores with the champions of the feature services {names} (the first at /v1/predict).",
         lifespan=lifespan,
     )
-    app.include_router(predict.router(slots))
-    app.include_router(health.router)
-    app.include_router(admin.router)
+    app.include_router(predict.router(slots), responses=docs.PREDICT_ERRORS)
+    app.include_router(health.router, responses=docs.UNAVAILABLE)
+    app.include_router(admin.router, responses=docs.ADMIN_ERRORS)
     app.add_exception_handler(RequestValidationError, validation_error)
+    docs.document(app, [(s.spec.inputs, s.model_name, "" if i == 0 else f"_{s.name}") for i, s in enumerate(slots)])
     return app, slots, metrics
 
 
@@ -106,6 +109,7 @@ def create_app_from_env() -> MetricsMiddleware:
     import fsml  # noqa: F401  (typeguard switch before Feast)
     from fsml.console import setup_logging
 
-    setup_logging()
+    settings = Settings()
+    setup_logging(json_lines=settings.log_format == "json")
     follow_master()
-    return create_app(Settings())
+    return create_app(settings)

@@ -14,10 +14,13 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Header, HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
 HEADER = "X-API-Key"
+# The header as an API-key security scheme: the OpenAPI document and Swagger UI's "Authorize" know it.
+SCHEME = APIKeyHeader(name=HEADER, auto_error=False, description="The route group's key (FSML_API_KEY for /admin).")
 
 
 def configured_keys(settings: object, names: tuple[str, ...]) -> list[bytes]:
@@ -49,7 +52,7 @@ def require_key(*names: str) -> Callable[..., Awaitable[None]]:
         raise ValueError("require_key needs at least one setting name")
     label = " or ".join(f"FSML_{n.upper()}" for n in names)
 
-    async def check(request: Request, x_api_key: Annotated[str | None, Header(alias=HEADER)] = None) -> None:
+    async def check(request: Request, x_api_key: Annotated[str | None, Security(SCHEME)] = None) -> None:
         keys = configured_keys(request.app.state.service.settings, names)
         if not keys:
             raise HTTPException(401, detail=f"these routes are closed: set {label}")

@@ -164,8 +164,7 @@ def _scored(good: pa.Table, features: pa.Table, scores: np.ndarray, bundle: Mode
     absent = np.zeros((rows, len(card.columns)), bool)
     for i, column in enumerate(card.columns):
         absent[:, i] = np.asarray(pc.is_null(features[column], nan_is_null=True))
-    stored = [i for i, f in enumerate(card.features) if not f.on_demand]
-    all_missing = absent[:, stored].all(axis=1) if stored else np.zeros(rows, dtype=bool)
+    all_missing = bundle.all_missing(absent)
     _, where = np.nonzero(absent)  # row by row, in the model's column order
     offsets = np.concatenate([[0], np.cumsum(absent.sum(axis=1))]).astype(np.int32)
     missing = pa.ListArray.from_arrays(pa.array(offsets), pa.array(card.columns, pa.string()).take(where))

@@ -117,6 +117,7 @@ class FeatureVector:
     missing: list[str] = field(default_factory=list)  # model inputs with no row in the store
     stale: list[str] = field(default_factory=list)  # model inputs whose row is older than the TTL
     unavailable: set[str] = field(default_factory=set)  # every fetched column missing or stale
+    ages: dict[str, float] = field(default_factory=dict)  # view -> seconds since its row was written
 
 
 class OnlineReader:
@@ -258,7 +259,11 @@ class OnlineReader:
         for read in entity.views:
             n = len(read.columns)
             written = decode_timestamp(reply[offset + n])
-            stale = read.ttl_seconds > 0 and written is not None and at.timestamp() - written > read.ttl_seconds
+            if written is not None:
+                vector.ages[read.name] = age = at.timestamp() - written
+                stale = 0 < read.ttl_seconds < age
+            else:
+                stale = False
             for column, raw in zip(read.columns, reply[offset : offset + n], strict=True):
                 if raw is None or stale:
                     values[column] = None

@@ -9,19 +9,25 @@ every counter increment go through an mmap'd file with a process check (13% of a
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
+from fsml.serving.observability import RequestIds, WorkersProcessCollector, log_access
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+
+from fsml.logjson import REQUEST_ID
 
 LATENCY_BUCKETS = (
     0.0002,
@@ -51,6 +57,10 @@ ROUTES = {
 
 
 MULTIPROCESS = "FSML_METRICS_MULTIPROCESS"
+SCORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+# Age of the online row a feature came from: minutes to the daily snapshots' TTLs and beyond.
+AGE_BUCKETS = (60, 300, 900, 3600, 6 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400)
+AGE_SAMPLE = 16
 
 
 class Metrics:
@@ -70,7 +80,15 @@ class Metrics:
             registry=r,
         )
         # "model" is the feature service: one process may host several models
-        self.predictions = Counter("fsml_predictions", "Rows scored", ["model", "decision"], registry=r)
+        self.predictions = Counter("fsml_predictions", "Rows scored, by decision", ["model", "decision"], registry=r)
+        self.scores = Histogram("fsml_score", "Scores given", ["model"], buckets=SCORE_BUCKETS, registry=r)
+        self.feature_age = Histogram(
+            "fsml_feature_age_seconds",
+            f"Age of the online feature rows read, by feature view (freshness; one request in {AGE_SAMPLE})",
+            ["view"],
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
         self.missing = Counter(
             "fsml_missing_features", "Model features missing at scoring", ["model", "feature"], registry=r
         )
@@ -98,8 +116,19 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.model_loaded = Gauge(
+            "fsml_model_loaded", "1 when a model is loaded and served", registry=r, multiprocess_mode="livemin"
+        )
+        if not os.environ.get(MULTIPROCESS):
+            ProcessCollector(registry=r)
 
         self._children: dict[tuple, Any] = {}
+        self._age_ticks = itertools.count()
+
+    def sample_age(self) -> bool:
+        """Feature ages are observed for one request in AGE_SAMPLE: a distribution needs no
+        more, and a histogram per feature view per request would add 4% to a request's CPU."""
+        return next(self._age_ticks) % AGE_SAMPLE == 0
 
     def count(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count and time a request; label children are looked up once (labels() costs µs)."""
@@ -124,6 +153,7 @@ class Metrics:
 
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged)
+            merged.register(WorkersProcessCollector(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])))
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -132,12 +162,18 @@ ASGIApp = Callable[[MutableMapping[str, Any], Callable, Callable], Awaitable[Non
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by route and status (plain ASGI: a few µs each)."""
+    """Counts and times every HTTP request by route and status, gives it a request id (taken
+    from ``X-Request-ID`` or new, returned on the response, in every log line of the request)
+    and writes the access log line (plain ASGI: a few µs each)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: set[str] | frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, routes: set[str] | frozenset[str] = frozenset(), access_log: bool = True
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = ROUTES | set(routes)  # paths counted by name; any other is "other"
+        self.access_log = access_log
+        self.request_id = RequestIds()
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -145,14 +181,23 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = [500]
+        rid = self.request_id(scope["headers"])
+        header = (b"x-request-id", rid.encode())
+        token = REQUEST_ID.set(rid)
 
         async def record_status(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope["path"] if scope["path"] in self.routes else "other"
-            self.metrics.count(route, scope["method"], status[0], time.perf_counter() - start)
+            path = scope["path"]
+            route = path if path in self.routes else "other"
+            elapsed = time.perf_counter() - start
+            self.metrics.count(route, scope["method"], status[0], elapsed)
+            if self.access_log:
+                log_access(rid, scope["method"], path, route, status[0], elapsed)
+            REQUEST_ID.reset(token)

@@ -96,6 +96,7 @@ class ModelSlot:
             self.scorer, self.load_error = scorer, None
             metrics.reloads.labels("ok").inc()
             metrics.model_version.labels(scorer.name).set(float(scorer.version))
+            metrics.model_loaded.set(1)
             log.info("serving %s version %s", scorer.name, scorer.version)
             return (previous.version if previous else None), scorer
 

@@ -1,46 +1,61 @@
-"""The training evaluation report: PR and ROC curves, calibration, importance, score split."""
+"""The training evaluation report: metrics, the champion compared, the confusion matrix at the
+threshold, and PR, ROC, threshold, calibration, score and importance plots of the test window."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from fsml.training.train import TrainedModel
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from fsml.report import Report, figure_canvas
+from fsml.report import figure_canvas, png, render
 
 TOP_FEATURES = 20
+FPR_FLOOR = 1e-4  # left end of the log-scale ROC axis
 
 
-def training_report(model: TrainedModel, title: str) -> str:
+def training_report(model: TrainedModel, title: str, comparison: dict[str, Any]) -> str:
     card = model.bundle.card
     y = model.test_predictions["label"].to_numpy()
     score = model.test_predictions["score"].to_numpy()
-    report = Report(
-        title,
-        f"feature service {card.feature_service} · as of {card.training_window['as_of']} · "
-        f"data fingerprint {card.data_fingerprint[:12]}",
-    )
-    report.heading("Test window metrics")
-    report.table(
-        {
-            "metric": key.removeprefix("test_"),
-            "test": value,
-            "validation": card.metrics.get("valid_" + key[5:], ""),
-        }
+    metrics = [
+        {"metric": key.removeprefix("test_"), "test": value, "validation": card.metrics.get("valid_" + key[5:], "")}
         for key, value in card.metrics.items()
         if key.startswith("test_")
+    ]
+    figures = [
+        (png(_pr_curve(y, score, card.metrics["test_pr_auc"])), "Precision-recall"),
+        (png(_roc_curve(y, score, card.metrics["test_roc_auc"])), "ROC (false positive rate on a log scale)"),
+        (png(_threshold_curve(y, score, card.threshold)), "Precision and recall against the threshold"),
+        (png(_calibration(model.calibration)), "Calibration (rows per bin annotated)"),
+        (png(_score_split(y, score, card.threshold)), "Score distribution by label"),
+    ]
+    return render(
+        "fsml.training",
+        "training_report.html.j2",
+        title=title,
+        subtitle=f"feature service {card.feature_service} · as of {card.training_window['as_of']} · "
+        f"data fingerprint {card.data_fingerprint[:12]}",
+        card=card,
+        metrics=metrics,
+        comparison=comparison,
+        confusion=confusion(y, score, card.threshold),
+        figures=figures,
+        importance=png(_importance(model.importance)),
+        top_features=TOP_FEATURES,
+        window=[{"boundary": k, "time": v} for k, v in card.training_window.items()],
     )
-    report.paragraph(f"Decision threshold (best F1 on validation): {card.threshold:.4f}")
-    report.heading("Curves on the test window")
-    report.figure(_pr_curve(y, score, card.metrics["test_pr_auc"]), "Precision-recall")
-    report.figure(_roc_curve(y, score, card.metrics["test_roc_auc"]), "ROC")
-    report.figure(_calibration(model.calibration), "Calibration (rows per bin annotated)")
-    report.figure(_score_split(y, score, card.threshold), "Score distribution by label")
-    report.heading("Feature importance (gain)")
-    report.figure(_importance(model.importance), f"Top {TOP_FEATURES} features")
-    report.heading("Training window")
-    report.table([{"boundary": k, "time": v} for k, v in card.training_window.items()])
-    return report.html()
+
+
+def confusion(y: np.ndarray, score: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    """Counts of actual against decided, at the model's threshold."""
+    flagged = score >= threshold
+    rows = []
+    for label, name in ((0, "actual negative"), (1, "actual positive")):
+        actual = y == label
+        rows.append({"": name, "pass": int(np.sum(actual & ~flagged)), "flag": int(np.sum(actual & flagged))})
+    return rows
 
 
 def _pr_curve(y: np.ndarray, score: np.ndarray, auc: float):
@@ -57,15 +72,25 @@ def _roc_curve(y: np.ndarray, score: np.ndarray, auc: float):
     fig, ax = figure_canvas()
     fpr, tpr, _ = roc_curve(y, score)
     ax.plot(fpr, tpr, lw=1.5, label=f"model (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    # The chance line y = x, drawn through many points: on a log axis a two-point line from 0
+    # cannot be drawn (log 0), and would be straight where y = x is a curve.
+    chance = np.logspace(np.log10(FPR_FLOOR), 0, 100)
+    ax.plot(chance, chance, color="grey", ls="--", lw=1, label="chance")
     ax.axvline(0.01, color="tab:red", ls=":", lw=1, label="1% FPR")
-    ax.set(
-        xlabel="false positive rate (log)",
-        ylabel="true positive rate",
-        xscale="log",
-        xlim=(1e-4, 1),
-    )
+    ax.set(xlabel="false positive rate (log)", ylabel="true positive rate", xscale="log", xlim=(FPR_FLOOR, 1),
+           ylim=(0, 1.02))  # fmt: skip
     ax.legend(loc="lower right")
+    return fig
+
+
+def _threshold_curve(y: np.ndarray, score: np.ndarray, threshold: float):
+    fig, ax = figure_canvas()
+    precision, recall, cuts = precision_recall_curve(y, score)
+    ax.plot(cuts, precision[:-1], lw=1.5, label="precision")
+    ax.plot(cuts, recall[:-1], lw=1.5, label="recall")
+    ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="threshold (score ≥)", ylabel="share", xscale="log", ylim=(0, 1.02))
+    ax.legend(loc="lower left")
     return fig
 
 
@@ -77,12 +102,7 @@ def _calibration(cal: dict[str, list[float]]):
     ax.plot([floor, 1], [floor, 1], color="grey", ls="--", lw=1, label="perfect")
     for x, y, n in zip(cal["predicted"], observed, cal["count"], strict=True):
         ax.annotate(f"{int(n):,}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set(
-        xlabel="mean predicted probability",
-        ylabel="observed fraud rate",
-        xscale="log",
-        yscale="log",
-    )
+    ax.set(xlabel="mean predicted probability", ylabel="observed positive rate", xscale="log", yscale="log")
     ax.legend(loc="upper left")
     return fig
 
@@ -90,8 +110,8 @@ def _calibration(cal: dict[str, list[float]]):
 def _score_split(y: np.ndarray, score: np.ndarray, threshold: float):
     fig, ax = figure_canvas()
     bins = np.linspace(0, 1, 41)
-    ax.hist(score[y == 0], bins=bins, alpha=0.6, density=True, label="legitimate", log=True)
-    ax.hist(score[y == 1], bins=bins, alpha=0.6, density=True, label="fraud", log=True)
+    ax.hist(score[y == 0], bins=bins, alpha=0.6, density=True, label="negative", log=True)
+    ax.hist(score[y == 1], bins=bins, alpha=0.6, density=True, label="positive", log=True)
     ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
     ax.set(xlabel="score", ylabel="density (log)")
     ax.legend(loc="upper center")

@@ -7,6 +7,7 @@ thread count give the same booster bytes for the same data and parameters.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -85,8 +86,10 @@ def fit(
     model_name: str,
     fingerprint: str,
     engine: Settings | None = None,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
-    """Train on the train window, stop early on validation, evaluate on the test window.
+    """Train on the train window, stop early on validation, evaluate on the test window;
+    ``on_iteration(done, num_boost_round)`` follows the boosting (a progress bar).
 
     With ``engine`` settings of the Ray engine, the trees are grown by LightGBM workers on the
     cluster (``fsml.training.ray_train``); everything else is the same.
@@ -104,6 +107,8 @@ def fit(
             engine, config.lgb_params(), data, options, config.num_boost_round, config.early_stopping_rounds
         )
         best = lgb.Booster(model_str=text).current_iteration()
+        if on_iteration is not None:  # the workers' rounds are not followed: one step when done
+            on_iteration(best, best)
     else:
         train_set = lgb.Dataset(x["train"], y["train"], free_raw_data=False, **options)
         valid_set = lgb.Dataset(x["valid"], y["valid"], reference=train_set)
@@ -112,7 +117,7 @@ def fit(
             train_set,
             num_boost_round=config.num_boost_round,
             valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False), *_progress(on_iteration)],
         )
         best = booster.best_iteration or booster.current_iteration()
         text = booster.model_to_string(num_iteration=best)
@@ -162,6 +167,16 @@ def fit(
         importance={c: float(g) for c, g in zip(encoder.columns, gain, strict=True)},
         best_iteration=best,
     )
+
+
+def _progress(on_iteration: Callable[[int, int], None] | None) -> list[Callable[[Any], None]]:
+    if on_iteration is None:
+        return []
+
+    def callback(env: Any) -> None:  # lightgbm.callback.CallbackEnv
+        on_iteration(env.iteration + 1, env.end_iteration)
+
+    return [callback]
 
 
 def _feature_infos(spec: ServiceSpec) -> list[FeatureInfo]:

@@ -62,12 +62,17 @@ async def score_rows(
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     id_field = slot.spec.id_field
+    score_histogram = metrics.child(metrics.scores, slot.name)
     out = []
     policy = state.settings.missing_features_decision
     for row, vector, score in zip(rows, vectors, scores, strict=True):
         all_missing = reader.all_missing(vector)
         decision = decide(score, scorer.threshold, all_missing, policy)
         metrics.child(metrics.predictions, slot.name, decision).inc()
+        score_histogram.observe(score)
+        if metrics.sample_age():
+            for view, age in vector.ages.items():
+                metrics.child(metrics.feature_age, view).observe(age)
         if all_missing:
             metrics.child(metrics.all_missing, slot.name).inc()
         for column in vector.missing:

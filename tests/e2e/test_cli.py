@@ -45,8 +45,10 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 
 def run_json(home: Path, *args: str) -> dict[str, Any]:
-    done = run(home, *args, "--json")
+    # As on a colour terminal: --json output must still be plain JSON.
+    done = run(home, *args, "--json", env={"FORCE_COLOR": "1", "TERM": "xterm-256color", "CLICOLOR_FORCE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "\x1b" not in done.stdout, done.stdout[-500:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -104,6 +106,9 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
     scored = run_json(home, "score", "--input", str(source), "--output", str(home / "scored.parquet"))
     assert (scored["rows_in"], scored["rows_scored"], scored["rows_rejected"]) == (500, 500, 0)
     assert scored["model_version"] == trained["model_version"] and Path(scored["output"]).is_file()
+
+    monitored = run_json(home, "monitor", "run", "--source", "offline", "--as-of", AS_OF.isoformat())
+    assert monitored["model"]["version"] == trained["model_version"] and Path(monitored["report"]).is_file()
 
     exported = run(home, "env").stdout
     assert f"export FSML_HOME={home}" in exported and "export FSML_ENV=dev" in exported

@@ -109,6 +109,11 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
             thread.start()
             try:
                 first = run_once(loop, now=END)
+                # Let the traffic see the switch: a request may still be in flight on the old model
+                # when the reload returns (a busy machine makes that likelier).
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and versions[-1:] != [first["retrain"].get("champion_version")]:
+                    time.sleep(0.05)
             finally:
                 stop.set()
                 thread.join()

@@ -114,7 +114,8 @@ TERMINATED_IN_REGISTRATION = textwrap.dedent(
         time.sleep(120)
     mlflow.log_artifacts = slow
     target = Settings(home=Path(sys.argv[1]))
-    registry.register_training(target, bundle, params={}, tags={}, artifacts={"x": Path(sys.argv[1])})
+    record = registry.TrainingRecord(params={}, tags={}, artifacts={"x": Path(sys.argv[1])})
+    registry.register_training(target, bundle, record)
     """
 )
 

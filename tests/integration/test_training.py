@@ -35,8 +35,9 @@ def test_same_inputs_give_the_same_model_bytes(world: World, trained: TrainOutco
     client = registry.client(world.settings)
     version = client.get_model_version(trained.registered.model_name, trained.registered.version)
     local = Path(mlflow.artifacts.download_artifacts(version.source))
-    assert (local / "model.lgb").read_text() == refit.bundle.booster_text
-    assert (local / "model.lgb").read_text().startswith("tree\nversion=")
+    booster = local / "artifacts" / "model.lgb.txt"
+    assert booster.read_text() == refit.bundle.booster_text
+    assert booster.read_text().startswith("tree\nversion=")
 
 
 def test_run_records_everything_needed_to_reproduce(world: World, trained: TrainOutcome) -> None:
@@ -87,7 +88,7 @@ def test_model_card_describes_inputs_threshold_and_references(trained: TrainOutc
 
 def test_report_is_html_with_plots(trained: TrainOutcome) -> None:
     html = trained.report.read_text()
-    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 5
+    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 6
     assert "Precision-recall" in html and "Calibration" in html
 
 

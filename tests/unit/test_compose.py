@@ -33,7 +33,7 @@ def _commands() -> list[list[str]]:
 
 def test_services_and_their_wiring() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"redis", "api", "monitor", "mlflow"}
+    assert set(services) == {"redis", "api", "monitor", "mlflow", "prometheus", "grafana"}
     assert services["monitor"]["environment"]["FSML_SERVICE_URL"] == "http://api:8000"
     assert services["monitor"]["depends_on"]["api"]["condition"] == "service_healthy"
     redis = services["redis"]
@@ -47,7 +47,12 @@ def test_services_and_their_wiring() -> None:
         assert "fsml-home:/data" in services[name]["volumes"]
     mlflow = " ".join(services["mlflow"]["command"])
     assert "sqlite:////data/mlflow/mlflow.db" in mlflow  # the store fsml writes under FSML_HOME=/data
-    assert set(COMPOSE["volumes"]) == {"redis-data", "fsml-home"}
+    assert set(COMPOSE["volumes"]) == {"redis-data", "fsml-home", "prometheus-data", "grafana-data"}
+    for service in ("prometheus", "grafana"):  # provisioning files exist where they are mounted from
+        for volume in services[service]["volumes"]:
+            if volume.startswith("./"):
+                assert (ROOT / volume.split(":")[0]).exists(), volume
+    assert "--metrics-port" in services["monitor"]["command"]
 
 
 @pytest.mark.parametrize("command", [c for c in _commands() if c[0] == "fsml"], ids=lambda c: " ".join(c[:2]))
