@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+import redis
 from fsml.examples.fraud.synthetic import GeneratorConfig
 
 import fsml  # noqa: F401  (typeguard switch before Feast)
@@ -36,6 +37,7 @@ class BenchWorld:
 
 def prepare(home: Path) -> BenchWorld:
     """Data, features, registry, champion and online store; reused when already built."""
+    from fsml.examples.fraud.history import push_history
     from fsml.examples.fraud.synthetic import generate, save
     from fsml.features.build import build_features
     from fsml.serving.materialize import materialize
@@ -44,21 +46,25 @@ def prepare(home: Path) -> BenchWorld:
 
     from fsml.featurestore import apply_repo
 
-    redis = RedisServer(home / "redis", persist=True).start()
-    settings = Settings(home=home, redis_url=redis.url, env="dev")
+    server = RedisServer(home / "redis", persist=True).start()
+    settings = Settings(home=home, redis_url=server.url, env="dev")
     settings.export()
     marker = home / "bench-ready.json"
-    wanted = json.dumps(CONFIG.describe(), sort_keys=True)
+    wanted = json.dumps({**CONFIG.describe(), "layout": "pushed events"}, sort_keys=True)
     if not marker.exists() or marker.read_text() != wanted:
-        save(generate(CONFIG), CONFIG, settings.raw_dir)
-        build_features(settings.raw_dir, settings.features_dir)
-        apply_repo(settings)
         end = datetime.combine(END, datetime.min.time(), tzinfo=UTC)
+        for stale in ("data", "feast", "mlflow"):  # a world of its own: pushed ids are remembered
+            shutil.rmtree(home / stale, ignore_errors=True)
+        redis.Redis.from_url(settings.redis_url).flushall()
+        save(generate(CONFIG), CONFIG, settings.raw_dir)
+        apply_repo(settings)
+        push_history(settings, end)
+        build_features(settings, until=end)
         train(settings, as_of=end)
         promote(settings, force=True, as_of=end)
         materialize(settings, end=end)
         marker.write_text(wanted)
-    return BenchWorld(settings, redis, CONFIG)
+    return BenchWorld(settings, server, CONFIG)
 
 
 def machine() -> dict[str, object]:
@@ -102,3 +108,31 @@ def machine() -> dict[str, object]:
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def live_world(world: BenchWorld, name: str, db: int, **overrides: object) -> Settings:
+    """A copy of the prepared world that pushes may change: the data linked (parts are never
+    rewritten), its own Feast registry, its own Redis database, materialized up to the end.
+    Made afresh at every run, so a run never sees the rows an earlier one pushed."""
+    from fsml.serving.materialize import materialize
+
+    from fsml.featurestore import apply_repo
+
+    home = world.settings.home / "live" / name
+    shutil.rmtree(home, ignore_errors=True)
+    source = world.settings.data_dir
+    for part in ("raw", "features"):
+        version = home / "data" / f"{part}.versions" / "copy"
+        shutil.copytree(source / part, version, copy_function=os.link)
+        (home / "data" / part).symlink_to(version.relative_to(home / "data"))
+    shutil.copytree(source / "events", home / "data" / "events", copy_function=os.link)
+    url = f"{world.settings.redis_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    settings = world.settings.model_copy(
+        update={"home": home, "redis_url": url, "mlflow_tracking_uri": world.settings.tracking_uri, **overrides}
+    )
+    settings.export()
+    apply_repo(settings)
+    materialize(settings, end=world.end)
+    world.settings.export()
+    return settings

@@ -33,6 +33,21 @@ def targets(parts: dict[str, Any]) -> list[list[str]]:
     online = parts.get("online", {}).get("summary", {})
     rows.append(_target("/v1/predict req/s ÷ feast serve req/s", online.get("speedup_vs_feast_serve"), 10, True, "×"))
     rows.append(_target("/v1/predict p99 at 1,000 req/s", online.get("p99_ms_at_1000rps"), 2, False, " ms"))
+    live = parts.get("live", {}).get("summary", {})
+    rows.append(_target("/v1/predict p99 at 1,000 req/s with 1,000 pushed events/s ÷ do-nothing server p99",
+                        live.get("p99_ratio_to_hello"), 1.5, False, "×"))  # fmt: skip
+    saturated = live.get("saturated_ratio")
+    rows.append(_target("saturated /v1/predict req/s with pushes ÷ without", saturated, 0.9, True, "×"))
+    push = parts.get("push", {}).get("summary", {})
+    rows.append(_target("push rows/s: /v1/push ÷ stock FeatureStore.push", push.get("speedup_vs_stock"), 5, True, "×"))
+    seen = push.get("visible_at_next_prediction")
+    rows.append(["pushed event counted by the very next prediction", str(seen), "True", "met" if seen else "missed"])
+    windows = parts.get("windows", {}).get("summary", {})
+    rows.append(_target("window features per request, 20 events (in process)", windows.get("typical_us"), 50, False,
+                        " µs"))  # fmt: skip
+    build = parts.get("build", {}).get("summary", {})
+    rows.append(_target("features build with 1% new events ÷ full build", build.get("incremental_share_of_full"), 0.1,
+                        False, "×"))  # fmt: skip
     offline = parts.get("offline", {})
     for size in (1_000_000, 10_000_000):
         summary = offline.get(f"summary_{size}", {})
@@ -95,6 +110,58 @@ def _online(online: dict[str, Any]) -> str:
             + f". Batch endpoint: {summary.get('batch100_rows_per_s', 0):,.0f} rows/s scored at 8 connections.\n"
         )
     return text
+
+
+def _live(live: dict[str, Any]) -> str:
+    names = [
+        ("predict_1000rps_pushing", "fsml /v1/predict, fixed 1,000 req/s, 1,000 events/s pushed"),
+        ("predict_1000rps_alone", "fsml /v1/predict, fixed 1,000 req/s, no pushes"),
+        ("hello_1000rps", "an HTTP server doing nothing (bench/hello.py), fixed 1,000 req/s"),
+        ("predict_c32_pushing", "fsml /v1/predict, 32 connections (saturated), 1,000 events/s pushed"),
+        ("predict_c32_alone", "fsml /v1/predict, 32 connections (saturated), no pushes"),
+    ]
+    rows = [[label, _n(live[k]["rps"]), _n(live[k]["p50_ms"], 2), _n(live[k]["p99_ms"], 2), live[k].get("errors", 0)]
+            for k, label in names if k in live]  # fmt: skip
+    s = live.get("summary", {})
+    return _table(["work", "req/s (median)", "p50 ms", "p99 ms", "errors"], rows) + (
+        f"\np99 with pushes ÷ do-nothing server p99: **{s.get('p99_ratio_to_hello', 0):.2f}×** (without pushes: "
+        f"{s.get('p99_ms_alone', 0) / max(s.get('hello_p99_ms', 1), 1e-9):.2f}×); "
+        "saturated req/s with pushes ÷ without: "
+        f"**{s.get('saturated_ratio', 0):.2f}**. The pushed rows are of the bench's customers, timed just before the "
+        f"requests, so every prediction aggregates them.\n"
+    )
+
+
+def _push(push: dict[str, Any]) -> str:
+    rows = [["fsml `POST /v1/push/transactions`, batches of 500, "
+             f"{push['fsml']['runs'][0].get('concurrency', 1)} connections", _n(push["fsml"]["rows_per_s"])],
+            ["stock `FeatureStore.push(..., ONLINE_AND_OFFLINE)`, batches of 500, in process",
+             _n(push["stock"]["rows_per_s"])]]  # fmt: skip
+    v = push.get("visibility", {})
+    return _table(["writer", "rows/s (median)"], rows) + (
+        f"\n{push['rows']:,} rows per run. fsml ÷ stock: **{push['summary']['speedup_vs_stock']:.1f}×**. "
+        f"Visibility: {v.get('seen_by_next_prediction')}/{v.get('tries')} pushes were counted by the prediction sent "
+        f"right after the answer (never sleeping; also `tests/e2e/test_push.py`).\n"
+    )
+
+
+def _build(b: dict[str, Any]) -> str:
+    return (
+        f"{b['transactions']:,} transactions; the last {b['new_share']:.1%} ({b['new_transactions']:,}) and "
+        f"{b['new_labels']:,} labels pushed after a build, plus {b['snapshot_days_added']} new snapshot day(s). "
+        f"Incremental build: **{b['incremental_seconds']:.2f} s**; full build of the same data: "
+        f"{b['full_seconds']:.2f} s; ratio **{b['summary']['incremental_share_of_full']:.2f}**.\n"
+    )
+
+
+def _windows(w: dict[str, Any]) -> str:
+    rows = [[f"{k.removeprefix('events_')} events", _n(v["best_us"], 1), _n(v["median_us"], 1)]
+            for k, v in w.items() if k.startswith("events_")]  # fmt: skip
+    return _table(["events kept for the card", "best µs", "median µs"], rows) + (
+        f"\nUnpacking a card's events and computing the {w['features']} features of `{w['view']}` at the request's "
+        "time, in process (`bench/windows.py`); this is what a prediction adds per row for window views, besides "
+        "one more Redis command in the same round trip.\n"
+    )
 
 
 def _offline(offline: dict[str, Any]) -> str:
@@ -229,6 +296,15 @@ def render(document: dict[str, Any]) -> str:
     out.append("\n## Targets\n\n" + _table(["target", "measured", "goal", "verdict"], targets(parts)))
     if "online" in parts:
         out.append("\n## Online: `/v1/predict` against `feast serve`\n\n" + _online(parts["online"]))
+    if "live" in parts:
+        out.append("\n## Live data: `/v1/predict` while pushes flow\n\n" + _live(parts["live"]))
+    if "push" in parts:
+        title = "\n## Push throughput: `/v1/push/transactions` against stock `FeatureStore.push`\n\n"
+        out.append(title + _push(parts["push"]))
+    if "build" in parts:
+        out.append("\n## Incremental feature build\n\n" + _build(parts["build"]))
+    if "windows" in parts:
+        out.append("\n## Window features computed at request time\n\n" + _windows(parts["windows"]))
     if "offline" in parts:
         out.append(
             "\n## Offline: training-set build (`get_historical_features` + `to_df`)\n\n" + _offline(parts["offline"])

@@ -11,23 +11,21 @@ from fsml.console import chunk_progress, emit, plain, steps
 
 
 @features_app.command("build")
-def build(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
-    """Compute the feature tables from the raw data with DuckDB; validate before publishing."""
+def build(
+    until: Annotated[str | None, typer.Option(help="Daily snapshots up to this time (ISO); default now.")] = None,
+    full: Annotated[bool, typer.Option(help="Recompute everything (and compact the parts).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Compute the feature tables from the pushed rows with DuckDB, incrementally; validate
+    before publishing."""
     settings = load_settings()
+    when = parse_time(until, "--until")
 
-    from fsml.features.build import FEATURE_SPECS, build_features
+    from fsml.features.build import build_features
 
-    with steps("features build", len(FEATURE_SPECS) + 2) as step:
-        result = build_features(settings.raw_dir, settings.features_dir, progress=step)
-    emit(
-        {
-            "directory": str(result.directory),
-            "rows": result.tables,
-            "start": result.start.isoformat(),
-            "end": result.end.isoformat(),
-        },
-        as_json,
-    )
+    with steps("features build", 7) as step:
+        result = build_features(settings, until=when, full=full, progress=step)
+    emit(result.summary(), as_json)
 
 
 @features_app.command("apply")

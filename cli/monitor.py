@@ -7,7 +7,7 @@ import threading
 from typing import Annotated
 
 import typer
-from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, app, load_settings, parse_time
+from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, ConfigError, app, load_settings, parse_time
 
 from fsml.console import chunk_progress, emit, setup_logging
 
@@ -17,20 +17,45 @@ app.add_typer(monitor_app, name="monitor")
 
 @app.command()
 def replay(
-    from_day: Annotated[int, typer.Option(min=0, help="First day of the data to replay (0 = first day).")],
-    to_day: Annotated[int | None, typer.Option(min=1, help="Day to stop before; default: the end.")] = None,
+    start: Annotated[str | None, typer.Option(help="First moment to replay (ISO).")] = None,
+    end: Annotated[str | None, typer.Option(help="Moment to stop before (ISO).")] = None,
+    from_day: Annotated[int | None, typer.Option(min=0, help="Or: first day of the generated data (0: first).")] = None,
+    to_day: Annotated[int | None, typer.Option(min=1, help="Or: day of the generated data to stop before.")] = None,
+    labels_until: Annotated[str | None, typer.Option(help="Push labels known before this (ISO); default: end.")] = None,
     url: Annotated[str, typer.Option(help="Scoring service.")] = "http://127.0.0.1:8000",
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per /v1/predict/batch call.")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Send the generated transactions of those days to the service as they happened."""
+    """Send the rows of a time range to the service as live traffic: scored and recorded in one
+    call, labels pushed as they mature, snapshots refreshed daily."""
     settings = load_settings()
+    first, last = _window(settings, start, end, from_day, to_day)
 
     from fsml.monitoring.replay import replay as run_replay
 
     with chunk_progress("replay") as progress:
-        result = run_replay(settings, from_day, to_day, url, batch, progress)
+        result = run_replay(
+            settings, first, last, url, batch, progress, labels_until=parse_time(labels_until, "--labels-until")
+        )
     emit(result, as_json)
+
+
+def _window(settings, start, end, from_day, to_day):  # noqa: ANN001, ANN202
+    """--start/--end, or days counted from the start of the generated data (data/raw/meta.json)."""
+    import json
+    from datetime import timedelta
+
+    if from_day is None and to_day is None:
+        first, last = parse_time(start, "--start"), parse_time(end, "--end")
+        if first is None or last is None:
+            raise ConfigError("give --start and --end, or --from-day (and --to-day) for generated data")
+        return first, last
+    try:
+        meta = json.loads((settings.raw_dir / "meta.json").read_text())
+    except (FileNotFoundError, ValueError):
+        raise ConfigError(f"--from-day needs the generated data's {settings.raw_dir / 'meta.json'}") from None
+    origin, stop = parse_time(meta["start"], "meta start"), parse_time(meta["end"], "meta end")
+    return origin + timedelta(days=from_day or 0), (origin + timedelta(days=to_day) if to_day else stop)
 
 
 @monitor_app.command("run")

@@ -3,11 +3,17 @@
 Checks are compiled to one aggregate query per table so that millions of rows are checked in
 one scan without loading them into pandas (which is why this is not pandera or Great
 Expectations: both validate in-memory DataFrames). Every failing check is named in the result.
+
+The specs come from the feature repo: a view's schema gives the columns and their types, field
+tags ``fsml.min``, ``fsml.max`` and ``fsml.max_null_rate`` their ranges, and view tags
+``fsml.check.<name>: <SQL predicate>`` row rules; a push source's schema gives the checks of
+its pushed rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
@@ -33,6 +39,48 @@ class TableSpec:
     key: tuple[str, ...] = ()
     min_rows: int = 1
     rules: tuple[tuple[str, str], ...] = field(default=())  # (check name, SQL predicate per row)
+
+
+SQL_TYPES = {"int": INT, "float": FLOAT, "string": TEXT, "timestamp": TIME}
+FEAST_TYPES = {"Int64": INT, "Int32": INT, "Bool": INT, "Float64": FLOAT, "Float32": FLOAT, "String": TEXT}
+NULLABLE = ("mean", "min", "max", "stddev")  # aggregations without a value over an empty window
+TIMESTAMPS = (Column("event_timestamp", TIME), Column("created_timestamp", TIME))
+
+
+def _bound(tags: dict[str, str], name: str) -> float | None:
+    return float(tags[name]) if name in tags else None
+
+
+def view_spec(view: Any, min_rows: int = 1) -> TableSpec:
+    """Checks of a feature table the pipeline writes, from the view's declaration."""
+    keys = [Column(c.name, FEAST_TYPES.get(str(c.dtype), TEXT)) for c in view.entity_columns]
+    nullable = {a.name or "" for a in getattr(view, "aggregations", []) if a.function in NULLABLE}
+    columns = []
+    for f in view.features:
+        tags = f.tags or {}
+        null_rate = float(tags.get("fsml.max_null_rate", 1.0 if f.name in nullable else 0.0))
+        columns.append(
+            Column(f.name, FEAST_TYPES[str(f.dtype)], null_rate, _bound(tags, "fsml.min"), _bound(tags, "fsml.max"))
+        )
+    if getattr(view, "aggregations", None):  # counts are never negative
+        counts = {a.name for a in view.aggregations if a.function in ("count", "count_distinct")}
+        columns = [Column(c.name, c.type, c.max_null_rate, 0, c.max) if c.name in counts else c for c in columns]
+    rules = tuple(
+        (k.removeprefix("fsml.check."), v) for k, v in sorted(view.tags.items()) if k.startswith("fsml.check.")
+    )
+    return TableSpec(
+        view.name,
+        (*keys, *TIMESTAMPS, *columns),
+        key=(*(k.name for k in keys), "event_timestamp"),
+        min_rows=min_rows,
+        rules=rules,
+    )
+
+
+def push_spec(schema: Any, min_rows: int = 0) -> TableSpec:
+    """Checks of a push source's rows as the offline log holds them."""
+    columns = tuple(Column(c.name, SQL_TYPES[c.dtype], 0.0, c.minimum, c.maximum) for c in schema.columns)
+    return TableSpec(schema.name, columns, key=(schema.id,), min_rows=min_rows)
 
 
 def validate(con: duckdb.DuckDBPyConnection, relation: str, spec: TableSpec) -> list[str]:
@@ -88,7 +136,7 @@ def _scan(con: duckdb.DuckDBPyConnection, relation: str, spec: TableSpec) -> dic
             parts.append(f"count(*) FILTER (WHERE {' OR '.join(bounds)}) AS {_q('range:' + col.name)}")
     for index, (_, predicate) in enumerate(spec.rules):
         parts.append(f"count(*) FILTER (WHERE NOT ({predicate})) AS rule_{index}")
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchone()
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchall()[0]
     names = [d[0] for d in con.description]
     stats = dict(zip(names, row, strict=True))
     if spec.key:
@@ -96,7 +144,7 @@ def _scan(con: duckdb.DuckDBPyConnection, relation: str, spec: TableSpec) -> dic
         stats["duplicate_keys"] = con.execute(
             f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {relation} "
             f"GROUP BY {keys} HAVING count(*) > 1)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     return stats
 
 

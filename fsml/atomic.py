@@ -19,7 +19,7 @@ from pathlib import Path
 from fsml.cleanup import owner_tag, remove_stale
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -42,7 +42,7 @@ def atomic_path(target: Path, clean: bool = True) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -69,15 +69,18 @@ def staged_dir(target: Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".stage-{owner_tag()}-", dir=versions))
     try:
         yield stage
-        for path in stage.iterdir():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+        for path in sorted(stage.rglob("*"), reverse=True):  # files before their folders
+            if path.is_dir():
+                fsync_dir(path)
+            else:
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
         final = versions / uuid.uuid4().hex[:12]
         stage.rename(final)
         link = target.with_name(f".{target.name}.{owner_tag()}.{uuid.uuid4().hex[:8]}.link")
         link.symlink_to(final.relative_to(target.parent))
         os.replace(link, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         _remove_other_versions(versions, keep=final)
     finally:
         if stage.exists():

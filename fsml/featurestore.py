@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsml.errors import FsmlError
 from fsml.repo import apply_repo, open_store, parse_repo
+from fsml.tables import parquet_files, quote_name, scan
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -75,7 +76,8 @@ class Input:
 
 @dataclass(frozen=True)
 class LabelSource:
-    """Where labelled entity rows for training come from (a Feast FileSource with fsml tags)."""
+    """Where labelled entity rows for training come from: a Feast FileSource with fsml tags, or a
+    push source whose labels are pushed apart (``fsml.labels`` names that source; joined by id)."""
 
     name: str
     path: Path  # absolute: relative paths are the repo's
@@ -83,6 +85,24 @@ class LabelSource:
     label: str
     available_at: str  # when each label becomes known; the timestamp column if not declared
     id: str
+    labels_path: Path | None = None  # the separate labels' rows, when they are pushed apart
+
+    def exists(self) -> bool:
+        return bool(parquet_files(self.path))
+
+    def relation(self) -> str:
+        """The labelled rows as a DuckDB relation: the rows with their label and label time
+        (null while a label is unknown)."""
+        rows = scan(self.path)
+        if self.labels_path is None:
+            return rows
+        label, at, key = (quote_name(c) for c in (self.label, self.available_at, self.id))
+        if not parquet_files(self.labels_path):
+            return f"(SELECT *, NULL::BIGINT AS {label}, NULL::TIMESTAMPTZ AS {at} FROM {rows})"
+        return (
+            f"(SELECT r.*, l.{label}, l.{at} FROM {rows} r "
+            f"LEFT JOIN (SELECT {key}, {label}, {at} FROM {scan(self.labels_path)}) l ON r.{key} = l.{key})"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +185,7 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
     """Resolve a feature service into the model's inputs and its label source."""
     service = get_service(store, name)
     odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
-    views = {v.name: v for v in store.list_feature_views()}
+    views = {v.name: v for v in list_views(store)}
     features, ttls, paths = [], {}, {}
     inputs: dict[str, Input] = {}
     for projection in service.feature_view_projections:
@@ -217,6 +237,8 @@ LABEL_TAGS = ("fsml.label", "fsml.id", "fsml.label_available_at")
 
 def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:
     source = _find_label_source(store, service)
+    if source.tags.get("fsml.labels"):
+        return _pushed_labels(store, source)
     tags = {**source.tags, **{k: v for k, v in service.tags.items() if k in LABEL_TAGS}}
     missing = [t for t in LABEL_TAGS[:2] if not tags.get(t)]
     path = getattr(source, "path", None)
@@ -232,6 +254,37 @@ def _label_source(store: FeatureStore, service: FeatureService) -> LabelSource:
         available_at=tags.get("fsml.label_available_at") or source.timestamp_field,
         id=tags["fsml.id"],
     )
+
+
+def _pushed_labels(store: FeatureStore, source: Any) -> LabelSource:
+    """Rows of one push source, labels of another (its ``fsml.label`` tag; its event time is
+    when the label became known), joined on the rows' ``fsml.id``."""
+    name = source.tags["fsml.labels"]
+    try:
+        labels = store.get_data_source(name)
+    except Exception:
+        raise FsmlError(f"labels source {name!r} of {source.name!r} is not registered") from None
+    rows, known = getattr(source, "batch_source", source), getattr(labels, "batch_source", labels)
+    if not source.tags.get("fsml.id") or not labels.tags.get("fsml.label") or not getattr(known, "path", None):
+        raise FsmlError(f"{source.name!r} needs an 'fsml.id' tag and {name!r} an 'fsml.label' tag and a path")
+    return LabelSource(
+        name=source.name,
+        path=resolve_path(store, rows.path),
+        timestamp=rows.timestamp_field,
+        label=labels.tags["fsml.label"],
+        available_at=known.timestamp_field,
+        id=source.tags["fsml.id"],
+        labels_path=resolve_path(store, known.path),
+    )
+
+
+def list_views(store: FeatureStore) -> list[Any]:
+    """Every batch and stream feature view: Feast lists them apart."""
+    import warnings
+
+    with warnings.catch_warnings():  # "stream feature views are experimental"
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return [*store.list_feature_views(), *store.list_stream_feature_views()]
 
 
 def _find_label_source(store: FeatureStore, service: FeatureService) -> Any:

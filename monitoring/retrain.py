@@ -23,7 +23,7 @@ from fsml.monitoring.triggers import State, record
 
 from fsml import atomic, registry
 from fsml.errors import FsmlError
-from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, file_digest
+from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, table_digest
 from fsml.locks import retrain_lock
 from fsml.settings import Settings
 
@@ -92,25 +92,18 @@ class Pipeline:
         return output
 
     def features(self) -> dict[str, Any]:
-        """Rebuilt only if the raw data or the pipeline changed since the published tables."""
-        from fsml.features.build import build_features, input_fingerprint, published_inputs
+        """The offline tables brought up to date with the pushed rows (an incremental build:
+        only what is new is computed, and nothing when nothing is)."""
+        from fsml.features.build import NothingToBuild, build_features
 
-        from fsml.featurestore import describe_service, open_store
-
-        raw = self.settings.raw_dir
-        tables = describe_service(open_store(self.settings), self.settings.feature_service).offline_paths.values()
-        built_here = any(path.is_relative_to(self.settings.features_dir) for path in tables)
-        if not built_here or not (raw / "meta.json").exists():  # the repo's tables are made elsewhere
-            return self.step("features", "external", lambda: {"managed": False})
-        key = input_fingerprint(raw)
-        output = {"managed": True, "inputs": key}
-
-        def build() -> dict[str, Any]:
-            build_features(raw, self.settings.features_dir)
-            return output
-
-        published = published_inputs(self.settings.features_dir) == key
-        return self.step("features", key, build, seed=output if published else None)
+        self.progress("features", STEPS.index("features"), len(STEPS))
+        try:
+            result = build_features(self.settings, until=self.as_of)
+        except NothingToBuild:  # the repo's tables are produced outside fsml
+            self.skipped.append("features")
+            return {"managed": False}
+        (self.skipped if result.mode == "unchanged" else self.ran).append("features")
+        return {"managed": True, "version": published_version(result.directory)}
 
     def materialize(self, features: dict[str, Any]) -> dict[str, Any]:
         from fsml.serving.materialize import materialize, missing_views
@@ -130,10 +123,11 @@ class Pipeline:
         from fsml.featurestore import describe_service, open_store
 
         spec = describe_service(open_store(self.settings), self.settings.feature_service)
-        inputs = [file_digest(p) for p in sorted(spec.offline_paths.values()) if p.exists()]
+        inputs = [table_digest(p) for p in sorted(spec.offline_paths.values())]
+        labels = [table_digest(p) for p in (spec.label_source.path, spec.label_source.labels_path) if p]
         key = digest(
             inputs,
-            file_digest(spec.label_source.path),
+            labels,
             self.as_of,
             code_fingerprint(),
             feature_repo_fingerprint(self.settings.feature_repo),
@@ -193,6 +187,15 @@ TRAIN_FIELDS = {
     "min_data_in_leaf",
     "feature_service",
 }
+
+
+def published_version(directory: Path) -> str:
+    """The published tables' version: the build that made them."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return ""
+    return digest(manifest.get("created"), manifest.get("fingerprint"))
 
 
 def notify_service(settings: Settings) -> dict[str, Any]:

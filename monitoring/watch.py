@@ -1,4 +1,5 @@
-"""``fsml monitor watch``: monitor, evaluate the triggers, retrain when one fires, sleep, repeat.
+"""``fsml monitor watch``: refresh the snapshot views from the pushed rows, monitor, evaluate the
+triggers, retrain when one fires, sleep, repeat.
 
 One failing round (no traffic yet, a broken log file, a crash inside a retraining) is logged
 and recorded; the watcher goes on with the next round.
@@ -16,6 +17,7 @@ from typing import Any
 from fsml.monitoring.monitor import run_monitor
 from fsml.monitoring.retrain import retrain
 from fsml.monitoring.triggers import automatic_triggers, describe, record
+from fsml.serving.materialize import refresh
 
 from fsml.errors import FsmlError
 from fsml.settings import Settings
@@ -34,6 +36,11 @@ def parse_duration(text: str) -> timedelta:
 
 def run_once(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
+    try:  # the daily cadence of snapshot views, from what was pushed since the last round
+        refreshed = refresh(settings, now)
+    except FsmlError as exc:  # e.g. nothing pushed yet: monitoring still runs
+        log.warning("refresh: %s", exc)
+        refreshed = {"error": exc.message}
     try:
         monitor = run_monitor(settings, now)
     except FsmlError as exc:  # e.g. no traffic logged yet: other triggers still count
@@ -41,6 +48,7 @@ def run_once(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
         monitor = None
     triggers = automatic_triggers(settings, monitor, now)
     round_ = {
+        "refresh": refreshed,
         "monitor_action": monitor["action"] if monitor else None,
         "triggers": [t.__dict__ for t in triggers],
     }

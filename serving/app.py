@@ -16,7 +16,9 @@ from fsml.serving import docs, limits
 from fsml.serving.errors import validation_errors
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
-from fsml.serving.routes import admin, health, predict
+from fsml.serving.push import ingestor
+from fsml.serving.redis_client import RedisClient
+from fsml.serving.routes import admin, health, predict, push
 from fsml.serving.schemas import request_model, response_model
 from fsml.serving.state import ModelSlot, ServiceState, redis_client
 
@@ -44,9 +46,9 @@ def create_app(settings: Settings | None = None) -> MetricsMiddleware:
     return MetricsMiddleware(bounded, metrics, routes=routes, access_log=settings.access_log)
 
 
-def model_slots(settings: Settings) -> list[ModelSlot]:
+def model_slots(settings: Settings, store: object | None = None) -> list[ModelSlot]:
     """One slot per hosted feature service (``FSML_SERVE_FEATURE_SERVICES``), the default first."""
-    store = open_store(settings)
+    store = store or open_store(settings)
     slots = []
     for index, name in enumerate(settings.served_services):
         spec = describe_service(store, name)
@@ -59,13 +61,15 @@ def model_slots(settings: Settings) -> list[ModelSlot]:
 def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metrics]:
     """The FastAPI app: every route, the OpenAPI schema, start-up and shutdown."""
     check_deployable(settings)
-    slots = model_slots(settings)
+    store = open_store(settings)
+    slots = model_slots(settings, store)
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings, redis_client(settings), {s.name: s for s in slots}, metrics)
         state.open_prediction_logs()
+        open_pushes(state, store)
         app.state.service = state
         await state.load_all()
         # Everything loaded so far (Feast, MLflow, pandas, the model) lives as long as the process:
@@ -74,10 +78,16 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metric
         gc.collect()
         gc.freeze()
         watcher = asyncio.create_task(state.watch_champion())
+        pushes = None
+        if state.ingestor is not None:
+            pushes = asyncio.create_task(state.finish_pushes(await state.recover_pushes()))
         try:
             yield
         finally:
             watcher.cancel()
+            if pushes is not None:
+                pushes.cancel()
+                await state.ingestor.redis.aclose()  # type: ignore[union-attr]
             await asyncio.to_thread(state.close_prediction_logs)
             await state.redis.aclose()
 
@@ -91,9 +101,27 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metric
     app.include_router(predict.router(slots), responses=docs.PREDICT_ERRORS)
     app.include_router(health.router, responses=docs.UNAVAILABLE)
     app.include_router(admin.router, responses=docs.ADMIN_ERRORS)
+    app.include_router(push.router, responses=docs.ADMIN_ERRORS)
     app.add_exception_handler(RequestValidationError, validation_error)
     docs.document(app, [(s.spec.inputs, s.model_name, "" if i == 0 else f"_{s.name}") for i, s in enumerate(slots)])
     return app, slots, metrics
+
+
+def open_pushes(state: ServiceState, store: object) -> None:
+    """The ingestor of the repo's push sources, and where each model's ``record: true`` pushes
+    (its label source, if that is a push source); a repo that cannot take pushes still serves."""
+    try:
+        # Its own connection and timeout: a push waits for Redis's fsync, and must not hold up
+        # (or share the read timeout of) the prediction reads multiplexed on the other one.
+        writes = RedisClient(state.settings.redis_url, timeout=state.settings.push_timeout_ms / 1000, connections=1)
+        state.ingestor = ingestor(state.settings, writes, store)
+    except FsmlError as exc:
+        state.push_error = exc.message
+        log.warning("pushes disabled: %s", exc.message)
+        return
+    for slot in state.slots.values():
+        source = slot.spec.label_source.name
+        slot.record_source = source if source in state.ingestor.repo.sources else None
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

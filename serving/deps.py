@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fsml.serving.auth import require_key
+from fsml.serving.auth import HEADER, configured_keys, key_matches, require_key
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ModelSlot, ServiceState
+
+from fsml.settings import Settings
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -38,8 +40,23 @@ async def get_slot(request: Request, feature_service: str) -> ModelSlot:
 
 
 require_admin = require_key("api_key")
+PUSH_KEYS = ("push_api_key", "api_key")
+require_push_key = require_key(*PUSH_KEYS)  # pushes: the push-only key or the admin key
+
+
+def push_denied(settings: Settings, given: str | None) -> HTTPException | None:
+    """What ``require_push_key`` says, for ``record: true`` on the prediction routes (which take
+    no key otherwise); None when ``given`` is a push key."""
+    keys = configured_keys(settings, PUSH_KEYS)
+    if not keys:
+        return HTTPException(401, detail="these routes are closed: set FSML_PUSH_API_KEY or FSML_API_KEY")
+    if not key_matches(given, keys):
+        return HTTPException(401, detail=f"missing or wrong {HEADER}")
+    return None
+
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 SlotDep = Annotated[ModelSlot, Depends(get_slot)]
 AdminDep = Annotated[None, Depends(require_admin)]
+PushKeyDep = Annotated[None, Depends(require_push_key)]

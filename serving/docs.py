@@ -60,6 +60,8 @@ def examples(inputs: tuple[Input, ...], model_name: str) -> dict[str, dict[str, 
     prediction = {"score": 0.0123, "decision": "pass", "threshold": 0.42, "model": model, "features": features}
     return {
         "PredictRequest": request,
+        "PredictRow": request,
+        "Recorded": {"accepted": 1, "duplicates": 0},
         "BatchPredictRequest": {"rows": [request, request]},
         "PredictResponse": prediction,
         "BatchResponse": {
@@ -88,7 +90,7 @@ def examples(inputs: tuple[Input, ...], model_name: str) -> dict[str, dict[str, 
     }
 
 
-PER_MODEL = ("PredictRequest", "BatchPredictRequest", "PredictResponse", "BatchResponse")
+PER_MODEL = ("PredictRequest", "PredictRow", "BatchPredictRequest", "PredictResponse", "BatchResponse")
 
 
 def document(app: Any, models: list[tuple[tuple[Input, ...], str, str]]) -> None:

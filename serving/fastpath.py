@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 from fastapi import HTTPException
+from fsml.serving.deps import push_denied
 from fsml.serving.limits import replay_body
-from fsml.serving.routes.predict import model_paths, score_batch, score_rows
+from fsml.serving.routes.predict import model_paths, score_batch, score_one
 from fsml.serving.state import ModelSlot
 from pydantic import ValidationError
 
@@ -73,15 +74,25 @@ class PredictFastPath:
             await _reply(send, 503, {"detail": slot.unavailable()})
             return
         state = self.app.state.service
+        record = request.record
+        if record and (denied := push_denied(state.settings, _header(scope, b"x-api-key"))) is not None:
+            await _reply(send, denied.status_code, {"detail": denied.detail})
+            return
         try:
             if route.batch:
                 rows = [r.model_dump() for r in request.rows]
-                await _reply(send, 200, await score_batch(state, slot, scorer, rows, include_values=False))
+                await _reply(send, 200, await score_batch(state, slot, scorer, rows, False, record))
             else:
-                predictions = await score_rows(state, slot, scorer, [request.model_dump()], include_values=False)
-                await _reply(send, 200, predictions[0])
+                await _reply(send, 200, await score_one(state, slot, scorer, request.model_dump(), False, record))
         except HTTPException as exc:
             await _reply(send, exc.status_code, {"detail": exc.detail})
+
+
+def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _json_content(headers: list[tuple[bytes, bytes]]) -> bool:

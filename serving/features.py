@@ -12,17 +12,23 @@ building training sets: a python-mode view gets a dict of lists (no DataFrame), 
 a DataFrame made as Feast makes it offline (an Arrow table of the declared types, ``to_pandas``),
 so both give the values they give offline. A failure inside the function is an ``OnDemandFailed``
 naming the view.
+On-demand features are computed by the feature view's own Python function, the one Feast runs
+when building training sets. Window views (``fsml.features.windows``) are computed here from the
+entity's recent events, fetched in the same round trip, over ``[t - w, t)`` at the request's
+time ``t``: exactly the offline point-in-time value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 from feast.infra.online_stores.helpers import _mmh3
+from fsml.features.window_store import WindowKeys
+from fsml.features.windows import WindowView
 
 from fsml.errors import OnDemandFailed
 from fsml.model import ModelCard
@@ -65,6 +71,16 @@ ARROW_TYPES = {
     "String": pa.string(),
     "UnixTimestamp": pa.timestamp("us", tz="UTC"),
 }
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """A window view read as events: two commands per row (events, watermark)."""
+
+    view: WindowView
+    keys: WindowKeys
+    features: tuple[str, ...]
+    columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,11 @@ class OnlineReader:
         feature_views: Sequence[Any],
         on_demand_views: Sequence[Any],
         time_field: str | None = None,
+        windows: Sequence[WindowView] = (),
+        max_events: int = 10_000,
     ):
         self.project = project.encode()
+        self.max_events = max_events
         self.card = card
         by_name = {v.name: v for v in feature_views}
         odfvs = {v.name: v for v in on_demand_views}
@@ -140,12 +159,27 @@ class OnlineReader:
             if not f.on_demand:
                 needed.setdefault(f.view, []).append(f.name)
         self.on_demand = tuple(self._on_demand(odfvs[name], card, needed, by_name) for name in self._odfv_names(card))
-        self.entities = self._entities(by_name, needed)
+        self.windows = tuple(
+            WindowRead(w, WindowKeys(project, w.name), tuple(needed[w.name]),
+                       tuple(f"{w.name}__{f}" for f in needed[w.name]))
+            for w in windows if w.name in needed
+        )  # fmt: skip
+        self.entities = self._entities(by_name, {k: v for k, v in needed.items() if k not in {w.name for w in windows}})
+        self.per_row = len(self.entities) + 2 * len(self.windows)
         self.model_columns = set(card.columns)
-        self.views = tuple(read.name for entity in self.entities for read in entity.views)
+        self.views = (
+            *(read.name for entity in self.entities for read in entity.views),
+            *(w.view.name for w in self.windows),
+        )
         # model columns read from the store: when all are missing or stale, nothing is known
         self.stored_columns = frozenset(
-            c for entity in self.entities for read in entity.views for c in read.columns if c in self.model_columns
+            c
+            for columns in (
+                *(read.columns for entity in self.entities for read in entity.views),
+                *(w.columns for w in self.windows),
+            )
+            for c in columns
+            if c in self.model_columns
         )
         # readiness: one HMGET of the views' markers (fsml.stores.redis)
         views = [v.encode() for v in self.views]
@@ -220,9 +254,12 @@ class OnlineReader:
         """The HMGETs for ``rows``, entity by entity, row by row."""
         return [(self.redis_key(e, row), e.fields) for row in rows for e in self.entities]
 
-    def requests(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], list[bytes]]:
-        """The same HMGETs in RESP (field arguments packed once per model), and their keys,
-        which a Redis Cluster client routes by."""
+    def requests(
+        self, rows: Sequence[Mapping[str, Any]], now: datetime | None = None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The HMGETs of ``commands(rows)`` in RESP (field arguments packed once per model), then
+        per row the reads of its window views at the row's time; and each command's key, which a
+        Redis Cluster client routes by."""
         parts, keys = [], []
         for row in rows:
             for e in self.entities:
@@ -231,7 +268,17 @@ class OnlineReader:
                 parts.append(
                     b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (len(e.fields) + 2, len(key), key, e.packed_fields)
                 )
+            if self.windows:
+                t = micros(self._time(row, now))
+                for w in self.windows:
+                    entity = w.view.entity(row)
+                    parts += w.keys.read(entity, t, self.max_events)
+                    keys += [w.keys.prefix + entity, w.keys.marks]
         return parts, keys
+
+    def _time(self, row: Mapping[str, Any], now: datetime | None) -> datetime:
+        at = row.get(self.time_field) if self.time_field else None
+        return at if at is not None else (now or datetime.now(UTC))
 
     def assemble(
         self,
@@ -241,12 +288,16 @@ class OnlineReader:
     ) -> list[FeatureVector]:
         """Decode the replies of ``commands(rows)``, check freshness, add on-demand features."""
         vectors = []
-        per_row = len(self.entities)
+        per_row, hashes = self.per_row, len(self.entities)
         for i, row in enumerate(rows):
             vector = FeatureVector()
             at = _or(row.get(self.time_field) if self.time_field else None, now)
-            for entity, reply in zip(self.entities, replies[i * per_row : (i + 1) * per_row], strict=True):
+            mine = replies[i * per_row : (i + 1) * per_row]
+            for entity, reply in zip(self.entities, mine[:hashes], strict=True):
                 self._fill(vector, entity, reply, at)
+            for index, read in enumerate(self.windows):
+                events, mark = mine[hashes + 2 * index], mine[hashes + 2 * index + 1]
+                self._fill_window(vector, read, events, mark, micros(at))
             vectors.append(vector)
         self._apply_on_demand(rows, vectors, now)
         return vectors
@@ -274,6 +325,23 @@ class OnlineReader:
                     values[column] = decode_value(raw)
             offset += n + 1
 
+    def _fill_window(
+        self, vector: FeatureVector, read: WindowRead, members: list[bytes], mark: bytes | None, t: int
+    ) -> None:
+        events = read.view.unpack(members)
+        if events:  # how old the newest event the windows hold is
+            vector.ages[read.view.name] = (t - events[0][0]) / 1e6
+        values, status = read.view.evaluate(events, t, int(mark) if mark else None)
+        if values is not None:
+            for feature, column in zip(read.features, read.columns, strict=True):
+                vector.values[column] = values[feature]
+            return
+        for column in read.columns:
+            vector.values[column] = None
+            vector.unavailable.add(column)
+            if column in self.model_columns:
+                (vector.stale if status == "stale" else vector.missing).append(column)
+
     def _apply_on_demand(self, rows: Sequence[Mapping[str, Any]], vectors: list[FeatureVector], now: datetime) -> None:
         for odfv in self.on_demand:
             inputs: dict[str, list[Any]] = {}
@@ -300,6 +368,15 @@ class OnlineReader:
                     vector.values[column] = value
                     if value is None and any(s in vector.unavailable for s in sources):
                         vector.missing.append(column)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Epoch microseconds, exactly (a float timestamp can be off by one)."""
+    return (moment - EPOCH) // MICROSECOND
 
 
 def _or(value: Any, default: Any) -> Any:

@@ -44,6 +44,7 @@ LATENCY_BUCKETS = (
     0.25,
     1.0,
 )
+PUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 ROUTES = {
     "/v1/predict",
     "/v1/predict/batch",
@@ -109,6 +110,22 @@ class Metrics:
             "Log rows that could not be written, kept in the dead-letter file",
             registry=r,
         )
+        self.push_rows = Counter("fsml_pushed_rows", "Pushed rows accepted", ["source"], registry=r)
+        self.push_duplicates = Counter("fsml_push_duplicates", "Pushed rows already known", ["source"], registry=r)
+        self.push_rejects = Counter("fsml_push_rejected_rows", "Pushed rows refused (bad or unwritable)", ["source"],
+                                    registry=r)  # fmt: skip
+        self.push_latency = Histogram(
+            "fsml_push_latency_seconds", "Push time until durable", ["source"], buckets=PUSH_BUCKETS, registry=r
+        )
+        self.newest_event = Gauge(
+            "fsml_push_newest_event_timestamp_seconds", "Event time of the newest pushed row", ["source"],
+            registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.newest_age = Gauge(
+            "fsml_push_newest_event_age_seconds", "Age of the newest pushed row (freshness)", ["source"],
+            registry=r, multiprocess_mode="min",
+        )  # fmt: skip
+        self._newest: dict[str, float] = {}
         self.model_version = Gauge(
             "fsml_model_version",
             "Version of the served model",
@@ -147,7 +164,25 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def pushed(self, source: str, accepted: int, duplicates: int, seconds: float, newest_us: int | None) -> None:
+        self.child(self.push_rows, source).inc(accepted)
+        self.child(self.push_duplicates, source).inc(duplicates)
+        self.child(self.push_latency, source).observe(seconds)
+        if newest_us is not None and newest_us / 1e6 > self._newest.get(source, 0.0):
+            self._newest[source] = newest_us / 1e6
+            self.child(self.newest_event, source).set(newest_us / 1e6)
+            self._ages()
+
+    def push_rejected(self, source: str, rows: int) -> None:
+        self.child(self.push_rejects, source).inc(rows)
+
+    def _ages(self) -> None:
+        now = time.time()
+        for source, newest in self._newest.items():
+            self.child(self.newest_age, source).set(max(0.0, now - newest))
+
     def render(self) -> tuple[bytes, str]:
+        self._ages()
         if os.environ.get(MULTIPROCESS):
             from prometheus_client import multiprocess
 
@@ -195,7 +230,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             path = scope["path"]
-            route = path if path in self.routes else "other"
+            route = path if path in self.routes else "/v1/push" if path.startswith("/v1/push/") else "other"
             elapsed = time.perf_counter() - start
             self.metrics.count(route, scope["method"], status[0], elapsed)
             if self.access_log:

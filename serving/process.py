@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from fsml.errors import FsmlError
 from fsml.redis_server import free_port
@@ -26,10 +27,8 @@ def settings_environ(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None or name in ("home", "env", "redis_url"):
             continue
-        if name == "api_key":
-            value = settings.api_key.get_secret_value() if settings.api_key else None
-            if value is None:
-                continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         # lists and dicts as JSON, which pydantic-settings parses back
         env[f"FSML_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return env
@@ -104,6 +103,13 @@ class ServerProcess:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL of the server and its workers: nothing is flushed or closed."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def __enter__(self) -> ServerProcess:
         return self.start()

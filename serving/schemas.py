@@ -89,6 +89,11 @@ class FeatureReport(BaseModel):
     values: dict[str, Any] | None = None
 
 
+class Recorded(BaseModel):
+    accepted: int
+    duplicates: int
+
+
 class Prediction(BaseModel):
     """What every model answers; each model's response adds its id field."""
 
@@ -100,6 +105,7 @@ class Prediction(BaseModel):
     threshold: float
     model: ModelRef
     features: FeatureReport
+    recorded: Recorded | None = Field(None, description="With record: true, what the push of the row did.")
 
 
 class ModelInfo(BaseModel):
@@ -150,11 +156,14 @@ def request_model(
     if time_field not in fields:
         fields[time_field] = _field(Input(time_field, "timestamp", "request"))
     config = ConfigDict(extra="forbid")
-    single = create_model(f"PredictRequest{suffix}", __config__=config, **fields)
+    row = create_model(f"PredictRow{suffix}", __config__=config, **fields)
+    record = (bool, Field(False, description="Also push the scored row to the service's label source."))
+    single = create_model(f"PredictRequest{suffix}", __base__=row, record=record)
     batch = create_model(
         f"BatchPredictRequest{suffix}",
         __config__=config,
-        rows=(list[single], Field(..., min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        rows=(list[row], Field(..., min_length=1, max_length=max_rows)),  # type: ignore[valid-type]
+        record=record,
     )
     return single, batch
 
@@ -167,5 +176,6 @@ def response_model(id_field: str, suffix: str = "") -> tuple[type[BaseModel], ty
         model=(ModelRef, ...),
         threshold=(float, ...),
         predictions=(list[single], ...),  # type: ignore[valid-type]
+        recorded=(Recorded | None, None),
     )
     return single, batch

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+from fsml.features.sources import load_repo
 from fsml.serving.features import FeatureVector, OnlineReader
 
 from fsml import registry
-from fsml.featurestore import open_store
+from fsml.featurestore import list_views, open_store
 from fsml.model import ModelBundle, SingleRowPredictor
 from fsml.settings import Settings
 
@@ -77,6 +78,13 @@ def load_champion(settings: Settings) -> Scorer:
     name = settings.model_name(settings.feature_service)
     bundle = registry.load_champion(settings, ": run `fsml promote`")
     store = open_store(settings)
-    reader = OnlineReader(store.project, bundle.card, store.list_feature_views(), store.list_on_demand_feature_views())
+    reader = OnlineReader(
+        store.project,
+        bundle.card,
+        list_views(store),
+        store.list_on_demand_feature_views(),
+        windows=load_repo(store).windows,
+        max_events=settings.window_max_events,
+    )
     log.info("loaded %s version %s", name, bundle.version)
     return Scorer(bundle=bundle, reader=reader, name=name, alias=registry.CHAMPION)

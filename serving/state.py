@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fsml.features.ingest import Ingestor
 from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
@@ -51,6 +52,7 @@ class ModelSlot:
     scorer: Scorer | None = None
     load_error: str | None = None
     predictions: PredictionLog | None = None
+    record_source: str | None = None  # where `record: true` pushes: the service's label source
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -116,6 +118,8 @@ class ServiceState:
     redis: RedisClient | ClusterClient
     slots: dict[str, ModelSlot]  # by feature service; the first is the default model
     metrics: Metrics = field(default_factory=Metrics)
+    ingestor: Ingestor | None = None  # pushes, for every push source of the repo
+    push_error: str | None = None  # why there is no ingestor
     _last_error_log: float = 0.0
 
     @property
@@ -164,6 +168,33 @@ class ServiceState:
         if now - self._last_error_log >= 1.0:
             self._last_error_log = now
             log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
+
+    async def recover_pushes(self) -> bool:
+        """Finish the pushes that died half-way (their pending files); at start-up, before the
+        first request. False when Redis cannot be reached yet."""
+        try:
+            recovered = await asyncio.wait_for(self.ingestor.recover(), 60)  # type: ignore[union-attr]
+        except (TimeoutError, *ONLINE_STORE_ERRORS) as exc:
+            self.online_store_failed(exc)
+            return False
+        if recovered:
+            log.info("recovered %d pending push file(s)", recovered)
+        return True
+
+    async def finish_pushes(self, done: bool, every: float = 1.0) -> None:
+        """Keep finishing pending pushes: the start-up recovery if it could not run, then this
+        process's own failed ones, so a pending file does not wait for the next push."""
+        while True:
+            try:
+                if not done:
+                    done = await self.recover_pushes()
+                elif self.ingestor.unresolved:  # type: ignore[union-attr]
+                    await self.ingestor.resolve()  # type: ignore[union-attr]
+            except ONLINE_STORE_ERRORS as exc:
+                self.online_store_failed(exc)
+            except Exception:  # keep serving; the next round retries
+                log.exception("pending pushes could not be finished yet")
+            await asyncio.sleep(every)
 
     async def watch_champion(self) -> None:
         """Follow each model's champion alias, so every worker picks up a promotion by itself."""

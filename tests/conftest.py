@@ -7,6 +7,7 @@ The world is real: generated Parquet files, DuckDB-built feature tables, a Feast
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **ove
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+    with RedisServer(tmp_path_factory.mktemp("redis"), persist=True) as server:
         yield server
 
 
@@ -135,6 +136,8 @@ class World:
 
 
 def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, **overrides: Any) -> World:
+    """Generated data, its history pushed (offline) up to the data's end, tables built."""
+    from fsml.examples.fraud.history import push_history
     from fsml.examples.fraud.synthetic import generate, save
     from fsml.features.build import build_features
 
@@ -142,8 +145,9 @@ def build_world(home: Path, redis_url: str, generator: GeneratorConfig = SMALL, 
 
     settings = make_settings(home, redis_url, **overrides)
     save(generate(generator), generator, settings.raw_dir)
-    build_features(settings.raw_dir, settings.features_dir)
     apply_repo(settings)
+    push_history(settings, generator.end)
+    build_features(settings, until=generator.end)
     return World(settings, generator)
 
 
@@ -202,16 +206,41 @@ def server(champion: Champion):
 
 @pytest.fixture
 def own_world(tmp_path: Path, world: World) -> World:
-    """A private copy of the session world's data, for tests that change or break it."""
+    """A private copy of the session world's data and registry, for tests that change or break
+    it (pushing excepted: its Redis is the session world's)."""
+    from fsml.featurestore import apply_repo
+
     home = tmp_path / "home"
     for name in ("raw", "features"):
         version = home / "data" / f"{name}.versions" / "copy"
         shutil.copytree(world.settings.data_dir / name, version)
         (home / "data" / name).symlink_to(version.relative_to(home / "data"))
+    shutil.copytree(world.settings.data_dir / "events", home / "data" / "events", copy_function=os.link)
     settings = make_settings(home, world.settings.redis_url)
+    apply_repo(settings)
     return World(settings, world.generator)
 
 
+def live_settings(champion: Champion, home: Path, redis_url: str, **overrides: Any) -> Settings:
+    """A home of its own for tests that push: the session world's reference tables and feature
+    tables (linked), a copy of its pushed rows, its own Feast registry and Redis, and the
+    staging champion from the session's MLflow store. Materialized up to AS_OF."""
+    from fsml.serving.materialize import materialize
+
+    from fsml.featurestore import apply_repo
+
+    source = champion.settings
+    for name in ("raw", "features"):
+        version = home / "data" / f"{name}.versions" / "copy"
+        shutil.copytree(source.data_dir / name, version, copy_function=os.link)
+        (home / "data" / name).symlink_to(version.relative_to(home / "data"))
+    shutil.copytree(source.data_dir / "events", home / "data" / "events", copy_function=os.link)
+    settings = champion.settings.model_copy(
+        update={"home": home, "redis_url": redis_url, "mlflow_tracking_uri": source.tracking_uri, **overrides}
+    )
+    apply_repo(settings)
+    materialize(settings, end=AS_OF)
+    return settings
 @dataclass
 class Repo:
     """A repo other than the fraud example, with promoted champions and online features."""

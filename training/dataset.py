@@ -21,7 +21,8 @@ from fsml.training.windows import Windows
 
 from fsml.errors import FsmlError, ValidationFailed
 from fsml.featurestore import ServiceSpec
-from fsml.stores import parquet_files, quote_name
+from fsml.stores import quote_name
+from fsml.tables import parquet_files
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -49,13 +50,13 @@ def label_rows(
     whose label is known then, with it as ``label`` (0/1); with ``part``, only the rows of that
     key range (``fsml.stores.partition``)."""
     src = spec.label_source
-    if not src.path.exists():
-        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
+    if not src.exists():
+        raise FsmlError(f"label source {src.name!r}: no rows at {src.path}")
     query, params = label_query(spec, start, end, as_of, part)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        describe = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": params["path"]})
+        describe = con.execute(f"DESCRIBE SELECT * FROM {src.relation()}")
         present = {row[0] for row in describe.fetchall()}
         needed = [src.id, src.timestamp, *spec.join_keys, *spec.request_fields, src.available_at]
         needed += [src.label] if as_of is not None else []
@@ -80,7 +81,7 @@ def label_query(
     columns |= {name: _utc(name) for name in times if name in columns}
     columns[spec.time_field] = columns["event_timestamp"] = _utc(src.timestamp)
     where = f"{_utc(src.timestamp)} >= $start AND {_utc(src.timestamp)} < $end"
-    params: dict[str, object] = {"path": parquet_files(src.path), "start": start, "end": end}
+    params: dict[str, object] = {"start": start, "end": end}
     if as_of is not None:
         columns["label"] = f"CAST({quote_name(src.label)} AS BIGINT)"
         where += f" AND {_utc(src.available_at)} <= $as_of"
@@ -89,7 +90,7 @@ def label_query(
         where += f" AND {part.entity_predicate()}"
     selected = ", ".join(f"{expr} AS {quote_name(name)}" for name, expr in columns.items())
     query = (
-        f"SELECT {selected} FROM read_parquet($path) WHERE {where} "
+        f"SELECT {selected} FROM {src.relation()} WHERE {where} "
         f"ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
     )
     return query, params
@@ -104,10 +105,11 @@ def check_offline_tables(spec: ServiceSpec) -> None:
     """Name a missing or unreadable feature table before Feast fails on it somewhere deep."""
     con = duckdb.connect()
     for view, path in spec.offline_paths.items():
-        if not path.exists():
+        files = parquet_files(path)
+        if not files:
             raise FsmlError(f"feature view {view}: missing offline table {path} (run `fsml features build`)")
         try:
-            con.execute("SELECT count(*) FROM parquet_metadata(?)", [parquet_files(path)]).fetchone()
+            con.execute("SELECT count(*) FROM parquet_metadata(?)", [files]).fetchall()
         except duckdb.Error as exc:
             raise FsmlError(f"feature view {view}: cannot read {path}: {str(exc).splitlines()[0]}") from None
 
@@ -188,13 +190,13 @@ class TrainingSet:
 
 def first_timestamp(spec: ServiceSpec) -> datetime | None:
     src = spec.label_source
-    if not src.path.exists():
-        raise FsmlError(f"label source {src.name!r}: missing file {src.path}")
+    if not src.exists():
+        raise FsmlError(f"label source {src.name!r}: no rows at {src.path}")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    query = f"SELECT min({_utc(src.timestamp)}) FROM read_parquet($path)"
+    query = f"SELECT min({_utc(src.timestamp)}) FROM {src.relation()}"
     try:
-        return con.execute(query, {"path": parquet_files(src.path)}).fetchone()[0]
+        return con.execute(query).fetchall()[0][0]
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
 

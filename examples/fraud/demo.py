@@ -1,11 +1,14 @@
 """The platform's main job end to end, on the synthetic data set with drift.
 
-The data has data and concept drift from ``DRIFT_DAY``. A champion is trained on what was
-known just before it and served; the days after it are replayed through the service and
-logged; the monitor flags the drift and the loss of performance; retraining produces a
-challenger that beats the champion on the same recent window; it is promoted and the running
-service switches to it. Each step calls the same function as its CLI command, is timed, and
-says where its result is. Without ``REDIS_URL`` the demo runs a private ``redis-server`` with
+The data has data and concept drift from ``DRIFT_DAY``. What happened before it is pushed to
+the offline store (a backfill), a champion is trained on what was known then and served; a new
+card shows its window features moving with pushed transactions and falling back as time
+passes; the days after the drift are replayed as live traffic (each transaction scored and
+recorded in one call, labels pushed as they mature, snapshots refreshed daily); the monitor
+flags the drift and the loss of performance; retraining produces a challenger that beats the
+champion on the same recent window; it is promoted and the running service switches to it.
+Each step calls the same function as its CLI command, is timed, and says where its result is.
+Without ``REDIS_URL`` the demo runs a private ``redis-server`` (append-only, fsync always) with
 its files under ``FSML_HOME/redis``; the service runs as a real process, called over HTTP.
 """
 
@@ -15,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -29,7 +33,7 @@ from fsml.timing import timed
 
 log = logging.getLogger(__name__)
 
-DAYS, DRIFT_DAY, REPLAY_DAYS = 110, 85, 5
+DAYS, DRIFT_DAY = 110, 85
 CONFIG = GeneratorConfig(days=DAYS, drift_start_day=DRIFT_DAY)
 
 
@@ -49,6 +53,8 @@ def run_demo(settings: Settings) -> dict[str, Any]:
 
 
 def _run(settings: Settings) -> dict[str, Any]:
+    from fsml.examples.fraud import live
+    from fsml.examples.fraud.history import push_history
     from fsml.examples.fraud.synthetic import generate, save
     from fsml.features.build import build_features
     from fsml.monitoring.monitor import run_monitor
@@ -63,7 +69,7 @@ def _run(settings: Settings) -> dict[str, Any]:
 
     from fsml.featurestore import apply_repo
 
-    drift_at = CONFIG.start + pd.Timedelta(days=DRIFT_DAY)
+    drift_at = CONFIG.start + timedelta(days=DRIFT_DAY)
     batch_dir = settings.data_dir / "batch"
     server = ServerProcess(settings)
     loop = settings.model_copy(update={"service_url": server.url})
@@ -78,14 +84,22 @@ def _run(settings: Settings) -> dict[str, Any]:
             ),
         ),
         Step(
-            "build features",
-            lambda: build_features(settings.raw_dir, settings.features_dir),
-            lambda r: f"{settings.features_dir} ({sum(r.tables.values()):,} rows, {len(r.tables)} tables)",
-        ),
-        Step(
             "register features",
             lambda: apply_repo(settings),
             lambda _: f"{settings.home / 'feast'} (Feast project {settings.feast_project})",
+        ),
+        Step(
+            "push history",
+            lambda: push_history(settings, drift_at),
+            lambda r: (
+                f"{settings.data_dir / 'events'} ({r['transactions']['accepted']:,} transactions and "
+                f"{r['labels']['accepted']:,} labels known before day {DRIFT_DAY}, offline)"
+            ),
+        ),
+        Step(
+            "build features",
+            lambda: build_features(settings, until=drift_at),
+            lambda r: f"{r.directory} ({sum(r.tables.values()):,} rows, {len(r.tables)} tables, {r.mode})",
         ),
         Step(
             "train champion",
@@ -103,7 +117,10 @@ def _run(settings: Settings) -> dict[str, Any]:
         Step(
             "materialize",
             lambda: materialize(settings, end=drift_at),
-            lambda r: f"{settings.redis_url} ({r.chunks} chunks of {len(r.views)} views, up to day {DRIFT_DAY})",
+            lambda r: (
+                f"{settings.redis_url} ({r.chunks} chunks of {len(r.views)} views and the recent events of "
+                f"{sum(r.windows.values()):,} customers, up to day {DRIFT_DAY})"
+            ),
         ),
         Step("start service", server.start, lambda s: f"{s.url} (log {s.log_path})"),
         Step(
@@ -112,11 +129,17 @@ def _run(settings: Settings) -> dict[str, Any]:
             lambda rows: f"{len(rows)} answers from {server.url}/v1/predict (below)",
         ),
         Step(
+            "live windows",
+            lambda: live.walk(settings, server.url, drift_at),
+            lambda steps: f"customer {live.CUSTOMER}: {len(steps)} requests over a week (below)",
+        ),
+        Step(
             "replay traffic",
-            lambda: replay(settings, DRIFT_DAY, DRIFT_DAY + REPLAY_DAYS, server.url),
+            lambda: replay(settings, drift_at, CONFIG.end, server.url, labels_until=CONFIG.end),
             lambda r: (
-                f"days {DRIFT_DAY}-{DRIFT_DAY + REPLAY_DAYS}: {r['sent']:,} requests, {r['failed']} failed, "
-                f"{r['requests_per_second']:.0f}/s; log {settings.prediction_log_dir}"
+                f"days {DRIFT_DAY}-{DAYS}: {r['sent']:,} transactions scored and recorded ({r['failed']} failed, "
+                f"{r['requests_per_second']:.0f}/s), {r['labels_pushed']:,} labels pushed, "
+                f"{r['daily_refreshes']} daily refreshes; log {settings.prediction_log_dir}"
             ),
         ),
         Step(
@@ -263,6 +286,9 @@ def _print_summary(settings: Settings, plan: list[Step], results: dict[str, Any]
             str(len(a["features"]["stale"])),
         )
     out.print(answers)
+    from fsml.examples.fraud import live
+
+    out.print(live.table(results["live windows"]))
     metrics = results["train champion"].trained.bundle.card.metrics
     out.print(
         f"champion (as of day {DRIFT_DAY}) test PR-AUC {metrics['test_pr_auc']:.3f} against a base fraud rate of "

@@ -107,7 +107,7 @@ def generate(config: GeneratorConfig) -> SyntheticData:
     events = pd.concat([legit, fraud, testing], ignore_index=True)
     return SyntheticData(
         customers=_customer_table(customers, config),
-        merchants=_merchant_table(merchants),
+        merchants=_merchant_table(merchants, config),
         transactions=_transaction_table(rng, events, config),
     )
 
@@ -323,33 +323,45 @@ def _customer_table(customers: pd.DataFrame, config: GeneratorConfig) -> pd.Data
     )
 
 
-def _merchant_table(merchants: pd.DataFrame) -> pd.DataFrame:
+def _merchant_table(merchants: pd.DataFrame, config: GeneratorConfig) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "merchant_id": np.arange(1, len(merchants) + 1, dtype=np.int64),
             "category": np.array([c[0] for c in CATEGORIES])[merchants["category"].to_numpy()],
             "is_online": merchants["online"].to_numpy().astype(np.int64),
             "risk_level": np.array(RISK_LEVELS)[merchants["risk"].to_numpy()],
+            "onboarded_at": _timestamps(config.start, np.zeros(len(merchants), np.int64)),
         }
     )
 
 
-RAW_TABLES = ("customers", "merchants", "transactions")
+# The files an application and its neighbours would hold: reference tables exported by other
+# systems, and the transactions and labels as they are pushed (columns of the feature repo's
+# `transactions` and `labels` push sources).
+TRANSACTION_COLUMNS = ["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]
+LABEL_COLUMNS = ["transaction_id", "is_fraud", "label_available_at"]
+RAW_TABLES = ("customers", "merchants", "transactions", "labels")
 
 
 def save(data: SyntheticData, config: GeneratorConfig, raw_dir: Path) -> dict[str, object]:
-    """Publish the three tables and their description together, or not at all."""
+    """Publish the tables and their description together, or not at all."""
     tx = data.transactions
+    tables = {
+        "customers": data.customers,
+        "merchants": data.merchants,
+        "transactions": tx[TRANSACTION_COLUMNS],
+        "labels": tx[LABEL_COLUMNS].sort_values(["label_available_at", "transaction_id"], kind="mergesort"),
+    }
     meta = {
         "generator": config.describe(),
         "start": config.start.isoformat(),
         "end": config.end.isoformat(),
-        "rows": {name: len(getattr(data, name)) for name in RAW_TABLES},
+        "rows": {name: len(table) for name, table in tables.items()},
         "fraud_rate": float(tx["is_fraud"].mean()) if len(tx) else 0.0,
     }
     with staged_dir(raw_dir) as stage:
-        for name in RAW_TABLES:
-            getattr(data, name).to_parquet(stage / f"{name}.parquet", index=False)
+        for name, table in tables.items():
+            table.to_parquet(stage / f"{name}.parquet", index=False)
         (stage / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return meta
 

@@ -24,8 +24,9 @@ from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
 
-from fsml.stores import ondemand, parquet_files, quote_name
+from fsml.stores import ondemand
 from fsml.stores import search as binary_search
+from fsml.tables import parquet_files, quote_name, scan
 
 if TYPE_CHECKING:
     from fsml.stores.partition import KeyRange
@@ -36,10 +37,6 @@ FRESH = "__fsml_fresh"
 ROW_ID = "__fsml_row_id"
 _MICROSECOND = timedelta(microseconds=1)
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
-
-
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
 
 
 def _time_literal(moment: Any) -> str:
@@ -245,7 +242,7 @@ class AsofRetrievalJob(RetrievalJob):
             made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
             pair = f"{{'t': {stamp}, 'c': {made}}}"
             rows += f", {pair} AS __fsml_pair"
-        relation = f"read_parquet({_literal(parquet_files(path))})"
+        relation = scan(path)
         where = [f"{quote_name(k)} IS NOT NULL" for k in table_keys] + [f"{stamp} IS NOT NULL"] if search else []
         oldest, newest = window
         if newest is not None:
@@ -261,19 +258,19 @@ class AsofRetrievalJob(RetrievalJob):
 
 
 def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
-    """Whether no two rows of the file share their keys and event time (checked once per
-    version of the file: its size and modification time)."""
+    """Whether no two rows of the table share their keys and event time (checked once per
+    version of its files: their names, sizes and modification times)."""
     try:
-        stat = os.stat(path)
-    except OSError:  # a glob or a directory: no single version to remember, so join on the pair
+        version = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in parquet_files(path))
+    except OSError:  # changed while we looked: no version to remember, so join on the pair
         return False
-    return _unique_events_of(path, stat.st_size, stat.st_mtime_ns, keys, event)
+    return bool(version) and _unique_events_of(path, version, keys, event)
 
 
 @lru_cache(maxsize=256)
-def _unique_events_of(path: str, size: int, mtime_ns: int, keys: tuple[str, ...], event: str) -> bool:
+def _unique_events_of(path: str, version: tuple, keys: tuple[str, ...], event: str) -> bool:
     columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM read_parquet({_literal(parquet_files(path))})"
+    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM {scan(path)}"
     return bool(duckdb.connect().sql(query).fetchall()[0][0])
 
 

@@ -88,6 +88,7 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
         full_feature_names: bool = False,
         **kwargs: Any,
     ) -> RetrievalJob:
+        _stored_tables(feature_views, registry, project)
         if not supported(feature_views, entity_df, kwargs):
             log.debug("falling back to Feast's point-in-time join")
             if isinstance(entity_df, pd.DataFrame) and not getattr(config, "coerce_tz_aware", True):
@@ -128,6 +129,15 @@ class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
             full_feature_names=full_feature_names,
             metadata=metadata,
         )
+
+
+def _stored_tables(feature_views: list[Any], registry: Any, project: str) -> None:
+    """A stream feature view's batch source as registered: the table of its aggregated rows.
+    Feast copies views per request and rebuilds a stream view's batch source from its stream
+    source in the copy; the registry keeps the declared one."""
+    for view in feature_views:
+        if getattr(view, "aggregations", None):
+            view.batch_source = registry.get_stream_feature_view(view.name, project).batch_source
 
 
 def _aware(moment: Any) -> Any:

@@ -34,11 +34,11 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fsml.stores import parquet_files, quote_name
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
 from fsml.stores.redis import mark_views
 from fsml.stores.slots import key_slots, node_table
+from fsml.tables import quote_name, scan
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ def covered(view: Any, online_store: Any, config: Any) -> bool:
     if config.online_store.redis_type not in (RedisType.redis, RedisType.redis_cluster):  # sentinel: Feast's
         return False
     if source.field_mapping or "://" in str(source.path):
+        return False
+    if getattr(view, "aggregations", None):  # window views keep events online, not rows
         return False
     if any(_value_type(f) not in TAGS for f in view.features):
         return False
@@ -104,10 +106,10 @@ def latest_rows(view: Any, repo_path: str, start: Any, end: Any) -> duckdb.DuckD
     con.execute("SET TimeZone = 'UTC'")
     partition = ", ".join(quote_name(k) for k in keys)
     query = (
-        f"SELECT {columns} FROM read_parquet($path) WHERE {event} >= $start AND {event} <= $end "
+        f"SELECT {columns} FROM {scan(path)} WHERE {event} >= $start AND {event} <= $end "
         f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
     )
-    return con.sql(query, params={"path": parquet_files(path), "start": start, "end": end})
+    return con.sql(query, params={"start": start, "end": end})
 
 
 def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: Any, end: Any) -> int:

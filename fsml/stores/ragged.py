@@ -136,6 +136,15 @@ def bulk(column: Ragged) -> Ragged:
     return concat([head, column, Ragged.constant(_CRLF, column.rows)])
 
 
+def command_with_rows(head: Sequence[bytes], columns: Sequence[Ragged]) -> bytes:
+    """One command: the ``head`` arguments, then each row's value in each column, row by row
+    (a script's per-row arguments, or the ids of one ``HMGET``)."""
+    rows = columns[0].rows if columns else 0
+    count = len(head) + rows * len(columns)
+    body = concat([bulk(c) for c in columns]).tobytes() if rows else b""
+    return b"*%d\r\n" % count + b"".join(bulk_string(a) for a in head) + body
+
+
 def command(arguments: Sequence[bytes | Ragged], rows: int) -> Ragged:
     """One command per row; an argument is either the same bytes for every row or a column."""
     parts = [Ragged.constant(b"*%d\r\n" % len(arguments), rows)]

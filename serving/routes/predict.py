@@ -4,16 +4,20 @@
 answers at ``/v1/models/{feature_service}/predict`` and ``.../predict/batch``. Request models
 are built per feature service at start-up (``serving.schemas.request_model``), so this module
 does not use postponed annotations: FastAPI reads them at definition time.
+
+``"record": true`` (with the push key) also pushes the scored rows to the model's label source,
+after scoring them on the features before them: an application sends each transaction once.
 """
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Header, HTTPException
 from fsml.serving.decision import decide
-from fsml.serving.deps import StateDep
+from fsml.serving.deps import StateDep, push_denied
 from fsml.serving.features import utc
+from fsml.serving.routes.push import push_rows, recorded_rows
 from fsml.serving.scorer import Scorer
 from fsml.serving.state import ONLINE_STORE_ERRORS, ModelSlot, ServiceState
 
@@ -41,16 +45,28 @@ async def score_rows(
     state: ServiceState, slot: ModelSlot, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool
 ) -> list[dict[str, Any]]:
     """One Redis round trip for all rows, then features, scores and what was missing."""
+    return (await score_and_record(state, slot, scorer, rows, include_values, record=False))[0]
+
+
+async def score_and_record(
+    state: ServiceState, slot: ModelSlot, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool,
+    record: bool,
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:  # fmt: skip
+    """``score_rows``; with ``record``, the rows are checked as pushed rows first and pushed
+    after they are scored, and what the push did is returned too."""
     reader = scorer.reader
+    now = datetime.now(UTC)
+    for row in rows:
+        row.pop("record", None)
     if reader.time_field:
         for row in rows:
             row[reader.time_field] = utc(row.get(reader.time_field))
+    pushed = recorded_rows(state, slot, rows, reader.time_field, now) if record else []
     try:
-        replies = await state.redis.execute(*reader.requests(rows))
+        replies = await state.redis.execute(*reader.requests(rows, now))
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None
-    now = datetime.now(UTC)
     try:
         vectors = reader.assemble(rows, replies, now)
     except OnDemandFailed as exc:  # the user's function: a 500 that says which view, and a log line
@@ -58,6 +74,7 @@ async def score_rows(
         log.error("%s: %s", slot.name, exc.message)
         raise HTTPException(500, detail=exc.message) from None
     scores = scorer.predict(vectors)
+    recorded = await push_rows(state, slot.record_source, pushed) if record else None  # type: ignore[arg-type]
     predictions = slot.predictions
     model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
@@ -104,14 +121,33 @@ async def score_rows(
                 "features": report,
             }
         )
-    return out
+    return out, recorded
+
+
+async def score_one(
+    state: ServiceState, slot: ModelSlot, scorer: Scorer, row: dict[str, Any], include_values: bool, record: bool
+) -> dict[str, Any]:
+    predictions, recorded = await score_and_record(state, slot, scorer, [row], include_values, record)
+    return predictions[0] if recorded is None else {**predictions[0], "recorded": recorded}
 
 
 async def score_batch(
-    state: ServiceState, slot: ModelSlot, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool
-) -> dict[str, Any]:
-    predictions = await score_rows(state, slot, scorer, rows, include_values)
-    return {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
+    state: ServiceState, slot: ModelSlot, scorer: Scorer, rows: list[dict[str, Any]], include_values: bool,
+    record: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    predictions, recorded = await score_and_record(state, slot, scorer, rows, include_values, record)
+    answer = {"model": predictions[0]["model"], "threshold": scorer.threshold, "predictions": predictions}
+    return answer if recorded is None else {**answer, "recorded": recorded}
+
+
+KeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
+
+
+def allowed_to_record(state: ServiceState, record: bool, key: str | None) -> bool:
+    """``record: true`` is a push: it needs the push key."""
+    if record and (denied := push_denied(state.settings, key)) is not None:
+        raise denied
+    return record
 
 
 def router(slots: list[ModelSlot]) -> APIRouter:
@@ -128,13 +164,21 @@ def _add_routes(api: APIRouter, slot: ModelSlot, single_path: str, batch_path: s
     response, batch_response = slot.responses
 
     @api.post(single_path, response_model=response, response_model_exclude_unset=True, name=f"predict {single_path}")
-    async def predict(body: single, state: StateDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score one request; says which features were missing or stale, and whether all were."""
-        rows = [body.model_dump()]  # type: ignore[attr-defined]
-        return (await score_rows(state, slot, current_scorer(slot), rows, include_values))[0]
+    async def predict(  # type: ignore[valid-type]
+        body: single, state: StateDep, key: KeyHeader = None, include_values: bool = False
+    ):
+        """Score one request; says which features were missing or stale, and whether all were.
+        ``record: true`` also pushes it after scoring (push key): the next request sees it."""
+        row = body.model_dump()  # type: ignore[attr-defined]
+        record = allowed_to_record(state, bool(row.get("record")), key)
+        return await score_one(state, slot, current_scorer(slot), row, include_values, record)
 
     @api.post(batch_path, response_model=batch_response, response_model_exclude_unset=True, name=f"batch {batch_path}")
-    async def predict_batch(body: batch, state: StateDep, include_values: bool = False):  # type: ignore[valid-type]
-        """Score up to FSML_BATCH_MAX_ROWS requests with one Redis round trip."""
+    async def predict_batch(  # type: ignore[valid-type]
+        body: batch, state: StateDep, key: KeyHeader = None, include_values: bool = False
+    ):
+        """Score up to FSML_BATCH_MAX_ROWS requests with one Redis round trip (``record``: and
+        push them)."""
         rows = [r.model_dump() for r in body.rows]  # type: ignore[attr-defined]
-        return await score_batch(state, slot, current_scorer(slot), rows, include_values)
+        record = allowed_to_record(state, body.record, key)  # type: ignore[attr-defined]
+        return await score_batch(state, slot, current_scorer(slot), rows, include_values, record)

@@ -63,7 +63,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str,
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Path:
-    CLI_ENV["REDIS_URL"] = redis_server.url
+    CLI_ENV["REDIS_URL"] = redis_server.url.rsplit("/", 1)[0] + "/5"  # ids of its own: not the world's
     return tmp_path_factory.mktemp("cli")
 
 
@@ -71,15 +71,21 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
     generated = run_json(home, *GENERATE)
     assert generated["rows"]["transactions"] > 10_000 and 0 < generated["fraud_rate"] < 0.03
 
-    built = run_json(home, "features", "build")
-    assert set(built["rows"]) == {
+    applied = run_json(home, "features", "apply")
+    assert applied["project"] == "fraud_dev"
+    end = str(SMALL.end_date)
+    for source in ("transactions", "labels"):
+        raw = str(home / "data" / "raw" / f"{source}.parquet")
+        pushed = run_json(home, "push", "--source", source, "--input", raw, "--offline", "--before", end)
+        assert pushed["accepted"] > 10_000 and pushed["duplicates"] == 0
+    built = run_json(home, "features", "build", "--until", end)
+    assert built["mode"] == "full" and set(built["rows_written"]) == {
         "customer_profile",
         "customer_transaction_windows",
         "merchant_profile",
         "merchant_risk",
     }
-    applied = run_json(home, "features", "apply")
-    assert applied["project"] == "fraud_dev"
+    assert run_json(home, "features", "build", "--until", end)["mode"] == "unchanged"
 
     trained = run_json(home, "train", "--as-of", AS_OF.isoformat())
     for key in ("run_id", "model_name", "model_version", "data_fingerprint", "metrics"):
@@ -96,7 +102,8 @@ def test_full_lifecycle_through_the_cli(home: Path) -> None:
     assert again["identical"] is True
 
     loaded = run_json(home, "features", "materialize", "--end", AS_OF.isoformat())
-    assert loaded["chunks"] == 14 and loaded["end"] == AS_OF.isoformat()
+    assert loaded["chunks"] == 6 and loaded["end"] == AS_OF.isoformat()
+    assert loaded["window_entities"]["customer_transaction_windows"] == SMALL.customers
     resumed = run_json(home, "features", "materialize", "--end", AS_OF.isoformat(), "--incremental")
     assert resumed["chunks"] == 0
 
@@ -129,12 +136,22 @@ def test_unknown_feature_service_and_empty_window(home: Path) -> None:
     assert_one_line_error(run(home, "train", "--as-of", "2020-01-01"), "empty time window")
 
 
-def test_corrupted_raw_data_is_named(tmp_path: Path) -> None:
+def test_corrupted_input_and_bad_rows_are_named(tmp_path: Path) -> None:
     assert run(tmp_path, *GENERATE[:2], "--customers", "50", "--days", "20").returncode == 0
+    assert_one_line_error(run(tmp_path, "features", "build"), "run `fsml features apply`")
+    assert run(tmp_path, "features", "apply").returncode == 0
     target = (tmp_path / "data" / "raw").resolve() / "transactions.parquet"
+    rows = pd.read_parquet(target)
+    rows.loc[3, "amount"] = -1.0
+    rows.to_parquet(tmp_path / "bad.parquet")
+    bad = run(tmp_path, "push", "--source", "transactions", "--input", str(tmp_path / "bad.parquet"), "--offline")
+    assert_one_line_error(bad, "row 3: amount: below the minimum 0")
     target.write_bytes(b"garbage")
-    assert_one_line_error(run(tmp_path, "features", "build"), "cannot read")
+    assert_one_line_error(run(tmp_path, "push", "--source", "transactions", "--input", str(target)), "cannot read")
+    assert_one_line_error(run(tmp_path, "push", "--source", "nope", "--input", str(target)), "unknown push source")
+    assert_one_line_error(run(tmp_path, "features", "build"), "nothing has been pushed yet")
     assert not (tmp_path / "data" / "features").exists()
+    assert not list((tmp_path / "data" / "events").rglob("*.parquet"))
 
 
 def test_score_never_writes_over_its_input_or_another_file(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""The drift scenario end to end: data drifting from day K, a champion trained before K,
-traffic after K served and logged, drift and lost performance detected, a retrained challenger
-promoted, and the running service answering with it: no restart, no failed request."""
+"""The drift scenario end to end: data drifting from day K, a champion trained on what was
+pushed before K, traffic after K scored and recorded through the service (labels pushed as they
+mature), the rest of the data backfilled, drift and lost performance detected, a retrained
+challenger promoted, and the running service answering with it: no restart, no failed request."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from fsml.examples.fraud.history import push_history
 from fsml.examples.fraud.synthetic import GeneratorConfig, generate, save
 from fsml.features.build import build_features
 from fsml.monitoring.replay import replay
@@ -46,6 +48,7 @@ def _logged_features_match_offline(settings, rows: int = 1500) -> None:
     ).df()
     store = open_store(settings)
     spec = describe_service(store, settings.feature_service)
+    build_features(settings, until=END)
     tx = pd.read_parquet(settings.raw_dir / "transactions.parquet")
     tx = tx[tx["transaction_id"].astype(str).isin(logs["transaction_id"])]
     entities = tx[["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]]
@@ -74,18 +77,21 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
         reload_poll_seconds=0.0,
     )
     try:
+        drift = START + timedelta(days=K)
         save(generate(CONFIG), CONFIG, settings.raw_dir)
-        build_features(settings.raw_dir, settings.features_dir)
         apply_repo(settings)
-        champion = train(settings, as_of=START + timedelta(days=K))
-        assert promote(settings, as_of=START + timedelta(days=K)).promoted
-        materialize(settings, end=START + timedelta(days=K))  # not ready before the store holds its rows
+        push_history(settings, drift)
+        build_features(settings, until=drift)
+        champion = train(settings, as_of=drift)
+        assert promote(settings, as_of=drift).promoted
+        materialize(settings, end=drift)  # not ready before the store holds its rows
 
         with ServerProcess(settings) as server:
             loop = settings.model_copy(update={"service_url": server.url})
-            traffic = replay(settings, K, K + REPLAYED, server.url)
-            assert traffic["failed"] == 0 and traffic["sent"] > 5_000
+            traffic = replay(settings, drift, drift + timedelta(days=REPLAYED), server.url, labels_until=END)
+            assert traffic["failed"] == 0 and traffic["sent"] > 5_000 and traffic["recorded"] == traffic["sent"]
             assert traffic["model_versions"] == {champion.registered.version: traffic["sent"]}
+            push_history(settings, END)  # the days after the replay arrive as a backfill
             time.sleep(1.5)  # one flush of the prediction log
             _logged_features_match_offline(settings)
 

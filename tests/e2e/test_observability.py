@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ def test_request_id_is_honoured_returned_and_logged(server) -> None:
     hostile = httpx.get(server.url + "/healthz", headers={"X-Request-ID": "x" * 500})
     assert hostile.headers["x-request-id"] != "x" * 500
     httpx.post(server.url + "/v1/predict", json={"customer_id": "bad"}, headers={"X-Request-ID": "bad-1"})
+    deadline = time.monotonic() + 5  # the access line is written once the answer is sent: wait for it
+    while '"bad-1"' not in server.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.strip()]
     access = {e["request_id"]: e for e in lines if e["logger"] == "fsml.access"}
     entry = access["trace-7f3a.1"]

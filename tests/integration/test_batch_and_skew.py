@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import redis
 from fsml.serving.batch import score_file
 from fsml.serving.materialize import materialize
 from fsml.serving.scorer import load_champion
@@ -125,6 +125,17 @@ def test_online_and_batch_agree_over_http(champion: Champion, server, tmp_path: 
     assert any(online[t]["features"]["missing"] for t in online)  # unknown customers are covered
 
 
+async def _read(url: str, scorer, requests: list[dict], moment) -> list:  # noqa: ANN001
+    """The service's own read: one pipelined payload (hashes and window events) on its client."""
+    from fsml.serving.redis_client import RedisClient
+
+    client = RedisClient(url, timeout=10)
+    try:
+        return await client.execute(*scorer.reader.requests(requests, moment))
+    finally:
+        await client.aclose()
+
+
 def test_online_path_agrees_with_offline_mid_history(champion: Champion, tmp_path: Path) -> None:
     """At another moment, inside the data: materialize up to it, read as the service does."""
     moment = AS_OF - timedelta(days=3, hours=-7, minutes=-13)
@@ -135,11 +146,7 @@ def test_online_path_agrees_with_offline_mid_history(champion: Champion, tmp_pat
         scorer = load_champion(settings)
         rows = _requests(champion, pd.Timestamp(moment), seed=3)
         requests = [{**r, "timestamp": moment} for r in rows.drop(columns="timestamp").to_dict("records")]
-        client = redis.Redis.from_url(server.url)
-        pipe = client.pipeline(transaction=False)
-        for key, fields in scorer.reader.commands(requests):
-            pipe.hmget(key, fields)
-        vectors = scorer.reader.assemble(requests, pipe.execute(), moment)
+        vectors = scorer.reader.assemble(requests, asyncio.run(_read(server.url, scorer, requests, moment)), moment)
         online = {r["transaction_id"]: v.values for r, v in zip(requests, vectors, strict=True)}
         _assert_same(online, _offline_features(champion, rows), scorer.bundle.card.columns)
         batch = _batch(champion, rows, tmp_path)

@@ -11,6 +11,7 @@ import pytest
 
 from fsml.errors import FsmlError
 from fsml.featurestore import apply_repo, describe_service, open_store
+from fsml.tables import parquet_files
 from tests.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,10 @@ def test_service_spec_lists_inputs_and_labels(world: World) -> None:
     assert spec.request_fields == ("amount", "timestamp")
     assert "transaction_context__amount_to_mean_7d" in spec.columns
     assert spec.ttl_seconds["customer_transaction_windows"] == 8 * 86_400
-    assert spec.label_source.label == "is_fraud" and spec.label_source.path.is_file()
+    labels = spec.label_source
+    assert (labels.name, labels.id, labels.label, labels.available_at) == (
+        "transactions", "transaction_id", "is_fraud", "label_available_at")  # fmt: skip
+    assert labels.exists() and labels.labels_path is not None and parquet_files(labels.labels_path)
 
 
 def test_unknown_feature_service_names_the_known_ones(world: World) -> None:

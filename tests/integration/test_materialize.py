@@ -19,10 +19,13 @@ from tests.conftest import AS_OF, World
 pytestmark = pytest.mark.integration
 
 
-def _dump(url: str) -> dict[bytes, dict[bytes, bytes]]:
-    """Feast's keys and hashes; fsml's readiness markers (fsml.stores.redis) are left out."""
+def _dump(url: str) -> dict[bytes, object]:
+    """Every key: Feast's hashes, the window views' event sets (with scores) and watermarks;
+    fsml's readiness markers (fsml.stores.redis) are left out."""
     client = redis.Redis.from_url(url)
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000) if not key.startswith(b"fsml:online:")}
+    read = {b"hash": client.hgetall, b"zset": lambda k: client.zrange(k, 0, -1, withscores=True)}
+    keys = [k for k in client.scan_iter(count=1000) if not k.startswith(b"fsml:online:")]
+    return {key: read[client.type(key)](key) for key in keys}
 
 
 @pytest.fixture
@@ -46,22 +49,21 @@ def test_chunk_bounds_cover_the_range() -> None:
 def test_rerun_gives_the_same_state_and_stock_feast_reads_it(private) -> None:
     server, settings = private
     first = materialize(settings, end=AS_OF)
-    assert first.chunks == 4 + 16 + 4 + 4  # 2, 8, 2 and 2 days of TTL in 12-hour chunks
+    assert first.chunks == 4 + 4 + 4  # 2 days of TTL for each snapshot view, in 12-hour chunks
+    assert first.windows == {"customer_transaction_windows": 400}  # each customer's recent events
     state = _dump(server.url)
-    assert len(state) == settings_entities(settings)
+    hashes = [k for k, v in state.items() if isinstance(v, dict) and b"fsml:" not in k]
+    assert len(hashes) == settings_entities(settings)
     marks = read_marks(redis.Redis.from_url(server.url), settings.feast_project)
-    assert set(marks) == {*first.views, KEYS_FIELD.decode()}  # every view marked, and the key count
+    assert set(marks) == {*first.views, *first.windows, KEYS_FIELD.decode()}  # every view marked, and the key count
     materialize(settings, end=AS_OF)
     assert _dump(server.url) == state
     store = open_store(settings)
     online = store.get_online_features(
-        features=[
-            "customer_transaction_windows:txn_count_7d",
-            "merchant_risk:merchant_txn_count_30d",
-        ],
+        features=["customer_profile:age", "merchant_risk:merchant_txn_count_30d"],
         entity_rows=[{"customer_id": 3, "merchant_id": 5}],
     ).to_dict()
-    assert online["txn_count_7d"][0] is not None and online["merchant_txn_count_30d"][0] is not None
+    assert online["age"][0] is not None and online["merchant_txn_count_30d"][0] is not None
 
 
 def settings_entities(settings: Settings) -> int:
@@ -81,11 +83,11 @@ def test_failure_half_way_is_reported_and_a_rerun_completes(own_world: World, tm
             server.stop()
 
     try:
-        with pytest.raises(FsmlError, match=r"failed at .* after 5 of 28 chunks.*re-run"):
+        with pytest.raises(FsmlError, match=r"failed at .* after 5 of 12 chunks.*re-run"):
             materialize(settings, end=AS_OF, progress=kill_redis_after_five)
         server.start()
         resumed = materialize(settings, end=AS_OF, incremental=True)
-        assert 0 < resumed.chunks < 28
+        assert 0 < resumed.chunks < 12
         state = _dump(server.url)
     finally:
         server.stop()

@@ -187,7 +187,7 @@ def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
     assert fast[a].isna().sum() > 100 and fast[a].notna().sum() > 100  # both cases are exercised
 
 
-def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path) -> None:
+def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real feature service, with its python on-demand view, through both stores."""
     from feast import FeatureStore, RepoConfig
     from fsml.training.dataset import entity_rows, labelled_features
@@ -201,6 +201,19 @@ def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path) -> None:
     config = {**effective_config(world.settings), "offline_store": {"type": "duckdb"}, "coerce_tz_aware": True}
     stock = FeatureStore(repo_path=str(world.settings.feature_repo), config=RepoConfig(**config))
     entities = entity_rows(spec, AS_OF - timedelta(days=25), AS_OF, AS_OF)
+    # Feast's per-request copy of a stream view rebuilds its batch source from its push source;
+    # fsml's store reads the registered one (the change-point rows): stock Feast is given the same.
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStore as Stock
+
+    from fsml.stores.duckdb import _stored_tables
+
+    original = Stock.get_historical_features
+
+    def with_stored_tables(config, feature_views, feature_refs, entity_df, registry, project, *args, **kwargs):  # noqa: ANN001, ANN202
+        _stored_tables(feature_views, registry, project)
+        return original(config, feature_views, feature_refs, entity_df, registry, project, *args, **kwargs)
+
+    monkeypatch.setattr(Stock, "get_historical_features", staticmethod(with_stored_tables))
     ours, theirs = labelled_features(fast, spec, entities), labelled_features(stock, spec, entities)
     assert len(ours) == len(entities) > 5_000
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=True)

@@ -104,11 +104,13 @@ def test_bad_training_inputs_leave_nothing_behind(
 def test_missing_feature_table_is_named_and_leaves_nothing(own_world: World) -> None:
     apply_repo(own_world.settings)
     before = _state(own_world.settings)
-    table = own_world.settings.features_dir.resolve() / "merchant_risk.parquet"
-    table.unlink()
+    table = own_world.settings.features_dir.resolve() / "merchant_risk"
+    parts = sorted(table.glob("*.parquet"))
+    for part in parts:
+        part.unlink()
     with pytest.raises(FsmlError, match="merchant_risk"):
         train(own_world.settings, as_of=AS_OF)
-    table.write_bytes(b"PAR1 corrupted")
+    parts[0].write_bytes(b"PAR1 corrupted")
     with pytest.raises(FsmlError, match="merchant_risk"):
         train(own_world.settings, as_of=AS_OF)
     assert _state(own_world.settings) == before

@@ -38,6 +38,7 @@ def test_services_and_their_wiring() -> None:
     assert services["monitor"]["depends_on"]["api"]["condition"] == "service_healthy"
     redis = services["redis"]
     assert "redis-cli" in " ".join(redis["healthcheck"]["test"]) and "--appendonly" in redis["command"]
+    assert redis["command"][redis["command"].index("--appendfsync") + 1] == "always"  # pushes are durable
     assert any(v.endswith(":/data") for v in redis["volumes"])
     api = services["api"]
     assert api["build"] == "." and api["depends_on"]["redis"]["condition"] == "service_healthy"

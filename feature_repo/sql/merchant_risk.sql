@@ -1,9 +1,14 @@
 -- Daily merchant activity and fraud rate, from labels already known at the snapshot time.
 --
 -- The row at day boundary tau covers transactions in [tau - window, tau). A transaction counts
--- towards the fraud rate only if its label was available at tau (label_available_at <= tau),
--- so no row uses a chargeback that had not arrived yet.
-WITH grid AS (
+-- towards the fraud rate only if its label was known at tau (label_available_at <= tau), so no
+-- row uses a chargeback that had not arrived yet. Labels are pushed apart from the transactions
+-- and joined by id.
+WITH tx AS (
+    SELECT t.merchant_id, epoch_us(t."timestamp") AS ts, l.is_fraud, epoch_us(l.label_available_at) AS label_us
+    FROM transactions t LEFT JOIN labels l USING (transaction_id)
+),
+grid AS (
     SELECT merchant_id, tau
     FROM merchants, range($start_us, $end_us + 1, $day) AS days(tau)
 ),
