@@ -39,7 +39,17 @@ def main(
     home = Path(os.environ.get("FSML_BENCH_HOME", ROOT / ".fsml" / "bench")).resolve()
     repeats = 1 if quick else 5
     everything = {
-        "online", "live", "push", "build", "windows", "batch", "materialize", "offline", "drift", "scaling", "cluster"
+        "online",
+        "live",
+        "push",
+        "build",
+        "windows",
+        "batch",
+        "materialize",
+        "offline",
+        "drift",
+        "scaling",
+        "cluster",
     }
     parts = set(only.split(",")) if only else everything
     results_path = ROOT / "bench" / "results.json"

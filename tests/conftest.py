@@ -241,6 +241,8 @@ def live_settings(champion: Champion, home: Path, redis_url: str, **overrides: A
     apply_repo(settings)
     materialize(settings, end=AS_OF)
     return settings
+
+
 @dataclass
 class Repo:
     """A repo other than the fraud example, with promoted champions and online features."""

@@ -90,8 +90,7 @@ def label_query(
         where += f" AND {part.entity_predicate()}"
     selected = ", ".join(f"{expr} AS {quote_name(name)}" for name, expr in columns.items())
     query = (
-        f"SELECT {selected} FROM {src.relation()} WHERE {where} "
-        f"ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
+        f"SELECT {selected} FROM {src.relation()} WHERE {where} ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
     )
     return query, params
 
