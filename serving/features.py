@@ -271,9 +271,9 @@ class OnlineReader:
             if self.windows:
                 t = micros(self._time(row, now))
                 for w in self.windows:
-                    entity = w.view.entity(row)
-                    parts += w.keys.read(entity, t, self.max_events)
-                    keys += [w.keys.prefix + entity, w.keys.marks]
+                    commands, routes = w.keys.read(w.view.entity(row), t, self.max_events)
+                    parts += commands
+                    keys += routes
         return parts, keys
 
     def _time(self, row: Mapping[str, Any], now: datetime | None) -> datetime:

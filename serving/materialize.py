@@ -164,7 +164,7 @@ def load_windows(settings: Settings, repo: Repo, end: datetime, progress: Progre
     from fsml.features.eventlog import EventLog
     from fsml.features.window_store import load_from_log
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
+    client = sync_client(settings.redis_url, settings.redis_type, socket_timeout=60)
     lateness = int(settings.window_lateness_hours * 3_600_000_000)
     loaded = {}
     try:

@@ -77,6 +77,8 @@ def _expire(future: asyncio.Future) -> None:
 
 
 class RedisClient:
+    cluster = False  # one server (``serving.redis_cluster.ClusterClient`` for a cluster)
+
     def __init__(
         self, url: str, timeout: float = 0.5, connections: int = 2, node: tuple[str, int] | None = None
     ) -> None:

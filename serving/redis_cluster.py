@@ -26,6 +26,7 @@ from fsml.serving.redis_client import RedisClient
 from redis.connection import parse_url
 from redis.crc import key_slot
 
+from fsml.settings import Settings
 from fsml.stores.ragged import pack
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ Address = tuple[str, int]
 
 
 class ClusterClient:
+    cluster = True
+
     def __init__(self, url: str, timeout: float = 0.5, connections: int = 1) -> None:
         options = parse_url(url)
         self.url = url
@@ -135,6 +138,18 @@ class ClusterClient:
     async def aclose(self) -> None:
         for node in self._nodes.values():
             await node.aclose()
+
+
+def online_client(
+    settings: Settings, timeout_ms: int | None = None, connections: int = 2
+) -> RedisClient | ClusterClient:
+    """The client of the online store the settings name (``FSML_REDIS_TYPE``): fails fast
+    (``timeout_ms``, FSML_REDIS_TIMEOUT_MS by default) when Redis is down, reconnects when it is
+    back."""
+    timeout = (timeout_ms if timeout_ms is not None else settings.redis_timeout_ms) / 1000
+    if settings.redis_type == "redis_cluster":
+        return ClusterClient(settings.redis_url, timeout=timeout)  # one connection per node: as many as nodes
+    return RedisClient(settings.redis_url, timeout=timeout, connections=connections)
 
 
 def _joined(commands: list[bytes], indices: list[int]) -> bytes:

@@ -18,7 +18,7 @@ from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
-from fsml.serving.redis_cluster import ClusterClient
+from fsml.serving.redis_cluster import ClusterClient, online_client
 from fsml.serving.scorer import Scorer, champion_version, load_champion
 from pydantic import BaseModel
 
@@ -34,10 +34,7 @@ ONLINE_STORE_ERRORS = (ConnectionError, TimeoutError, OSError)
 def redis_client(settings: Settings) -> RedisClient | ClusterClient:
     """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back;
     with ``FSML_REDIS_TYPE=redis_cluster``, routes each read to the node serving its key."""
-    timeout = settings.redis_timeout_ms / 1000
-    if settings.redis_type == "redis_cluster":
-        return ClusterClient(settings.redis_url, timeout=timeout)
-    return RedisClient(settings.redis_url, timeout=timeout)
+    return online_client(settings)
 
 
 @dataclass
