@@ -78,6 +78,18 @@ def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **ove
     return Settings(home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides})
 
 
+def redis_contents(client: Any, skip: tuple[bytes, ...] = ()) -> dict[bytes, object]:
+    """Every key of one Redis server and its value, but those starting with ``skip``: Feast's
+    hashes, the window views' event sets (with scores) and watermarks."""
+    read = {
+        b"hash": client.hgetall,
+        b"zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        b"string": client.get,
+    }
+    keys = [k for k in client.scan_iter(count=1000) if not (skip and k.startswith(skip))]
+    return {key: read[client.type(key)](key) for key in keys}
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis"), persist=True) as server:

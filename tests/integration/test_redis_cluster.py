@@ -15,7 +15,7 @@ from fsml.serving.process import ServerProcess
 
 from fsml.redis_server import RedisCluster
 from fsml.stores.redis import marker_key
-from tests.conftest import AS_OF, Champion
+from tests.conftest import AS_OF, Champion, redis_contents
 from tests.integration.test_materialization_engine import START, _objects, _store, _tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster]
@@ -29,14 +29,8 @@ def _masters(cluster: RedisCluster) -> list[redis.Redis]:
 def _dump(cluster: RedisCluster, skip: bytes = b"") -> dict[bytes, object]:
     out = {}
     for client in _masters(cluster):
-        out |= _contents(client, skip)
+        out |= redis_contents(client, skip=(skip,) if skip else ())
     return out
-
-
-def _contents(client: redis.Redis, skip: bytes = b"") -> dict[bytes, object]:
-    """Every key's value: Feast's hashes, window views' events (sorted sets) and watermarks."""
-    read = {b"hash": client.hgetall, b"zset": lambda k: client.zrange(k, 0, -1, withscores=True), b"string": client.get}
-    return {key: read[client.type(key)](key) for key in client.scan_iter(count=1000) if key != skip}
 
 
 def _flush(cluster: RedisCluster) -> None:
@@ -89,7 +83,7 @@ def test_materialize_into_a_cluster_gives_single_redis_contents(world, tmp_path:
     with RedisServer(tmp_path / "single") as single:
         materialize(clustered.model_copy(update={"redis_url": single.url, "redis_type": "redis"}), end=AS_OF)
         client = redis.Redis.from_url(single.url)
-        assert state == _contents(client)
+        assert state == redis_contents(client)
     assert any(key.startswith(b"fsml:") and b":window:" in key for key in state)  # window views' events too
     online = (
         open_store(clustered)
