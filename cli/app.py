@@ -29,9 +29,7 @@ app = typer.Typer(
     # Help texts are plain text: with Rich markup, "[start, end]" or "logs|offline" vanish.
     rich_markup_mode=None,
 )
-data_app = typer.Typer(help="Synthetic card-transaction data.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature tables, Feast registry and online store.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
 JSON_HELP = "Print one JSON object as the last line of output."

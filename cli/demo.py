@@ -21,11 +21,3 @@ def env() -> None:
     environ = {**settings.feast_environ(), "FEAST_FS_YAML_FILE_PATH": str(write_effective_yaml(settings))}
     for key, value in environ.items():
         print(f"export {key}={shlex.quote(value)}")
-
-
-@app.command()
-def demo() -> None:
-    """Generate data, build and register features, train, promote; print where results are."""
-    from fsml.examples.fraud.demo import run_demo
-
-    run_demo(load_settings())

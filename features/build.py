@@ -167,7 +167,7 @@ class Plan:
         produced = {**{w.name: by_name[w.name] for w in repo.windows}, **{v.name: v for v in snaps}}
         if not produced:
             raise NothingToBuild("the feature repo declares no window views and no views tagged 'fsml.sql'")
-        paths = {name: table_dir(v.batch_source.path) for name, v in produced.items()}
+        paths = {name: table_dir(repo.path(v.batch_source.path)) for name, v in produced.items()}
         parents = {p.parent for p in paths.values()}
         if len(parents) != 1 or any(p.name != name for name, p in paths.items()):
             shown = ", ".join(f"{n}: {p}" for n, p in paths.items())
@@ -191,7 +191,7 @@ class Plan:
         for name in sorted(self.repo.sources):
             digest.update(repr(self.repo.sources[name].columns).encode())
         for source in snapshots.reference_sources(self.repo):
-            path = Path(source.path)
+            path = self.repo.path(source.path)
             if path.is_file():
                 file_digest(path, digest)
         here = Path(__file__).parent

@@ -36,19 +36,22 @@ def reference_sources(repo: Repo) -> list[Any]:
     """File sources read by SQL: neither a push source's rows nor a table the build writes."""
     from feast.infra.offline_stores.file_source import FileSource
 
-    produced = {table_dir(v.batch_source.path) for v in (*repo.feature_views, *repo.stream_views) if v.batch_source}
+    views = (*repo.feature_views, *repo.stream_views)
+    produced = {table_dir(repo.path(v.batch_source.path)) for v in views if v.batch_source}
     pushed = {s.path for s in repo.sources.values()}
     return [
         s
         for s in repo.data_sources
-        if isinstance(s, FileSource) and table_dir(s.path) not in produced | pushed and s.name not in repo.sources
+        if isinstance(s, FileSource)
+        and table_dir(repo.path(s.path)) not in produced | pushed
+        and s.name not in repo.sources
     ]
 
 
 def register_references(con: duckdb.DuckDBPyConnection, repo: Repo) -> None:
     """Each reference file source as a view by its name; a missing or unreadable file is named."""
     for source in reference_sources(repo):
-        path = Path(source.path)
+        path = repo.path(source.path)
         if not parquet_files(path):
             raise FsmlError(f"missing reference table {path} (data source {source.name!r})")
         try:

@@ -77,16 +77,31 @@ class Repo:
     stream_views: tuple[Any, ...]  # every stream feature view
     data_sources: tuple[Any, ...]
     repo_path: Path
+    untagged: tuple[str, ...] = ()  # push sources without an fsml.id tag, left to Feast
 
     def source(self, name: str) -> PushSchema:
         try:
             return self.sources[name]
         except KeyError:
+            if name in self.untagged:
+                raise FsmlError(
+                    f"push source {name!r} has no 'fsml.id' tag: fsml takes pushes only to sources whose rows "
+                    "carry an id (to count each row once); tag it, or push to it through Feast"
+                ) from None
             known = ", ".join(sorted(self.sources)) or "none: run `fsml features apply`"
             raise FsmlError(f"unknown push source {name!r} (known: {known})") from None
 
     def window(self, name: str) -> WindowView:
         return next(w for w in self.windows if w.name == name)
+
+    def path(self, path: str) -> Path:
+        """A data source's path as Feast reads it: relative ones from the repo's directory."""
+        return resolve(self.repo_path, path)
+
+
+def resolve(repo_path: Path, path: str) -> Path:
+    here = Path(path)
+    return here if here.is_absolute() else repo_path / here
 
 
 def load_repo(store: FeatureStore) -> Repo:
@@ -100,7 +115,8 @@ def load_repo(store: FeatureStore) -> Repo:
     data_sources = tuple(store.list_data_sources())
     pushes = [s for s in data_sources if isinstance(s, PushSource)]
     # A push source without an fsml.id tag (Feast's own template has one) is left to Feast.
-    schemas = {s.name: _schema(s, views, stream_views) for s in pushes if s.tags.get("fsml.id")}
+    repo_path = Path(str(store.repo_path))
+    schemas = {s.name: _schema(s, views, stream_views, repo_path) for s in pushes if s.tags.get("fsml.id")}
     windows = []
     for view in stream_views:
         if not view.aggregations:
@@ -121,11 +137,12 @@ def load_repo(store: FeatureStore) -> Repo:
         feature_views=views,
         stream_views=stream_views,
         data_sources=data_sources,
-        repo_path=Path(str(store.repo_path)),
+        repo_path=repo_path,
+        untagged=tuple(sorted(s.name for s in pushes if s.name not in schemas)),
     )
 
 
-def _schema(source: Any, views: tuple[Any, ...], stream_views: tuple[Any, ...]) -> PushSchema:
+def _schema(source: Any, views: tuple[Any, ...], stream_views: tuple[Any, ...], repo_path: Path) -> PushSchema:
     batch = source.batch_source
     path = getattr(batch, "path", None)
     if not path:
@@ -151,7 +168,7 @@ def _schema(source: Any, views: tuple[Any, ...], stream_views: tuple[Any, ...]) 
         id=row_id,
         timestamp=timestamp,
         columns=tuple(columns.values()),
-        path=table_dir(path),
+        path=table_dir(resolve(repo_path, path)),
         tags=tuple(sorted(source.tags.items())),
     )
 

@@ -288,12 +288,21 @@ def champions(settings: Settings, services: tuple[str, ...], as_of: datetime) ->
 @pytest.fixture(scope="session")
 def parcels(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Repo:
     """The parcel example (another domain, two feature services), used from another directory."""
+    from fsml.features.build import build_features
+    from fsml.serving.push import push_file
+
+    from fsml.featurestore import apply_repo
     from tests.repos import PARCEL_SERVICES, PARCELS_AS_OF, parcels_repo
 
     base = tmp_path_factory.mktemp("parcels")
     with contextlib.chdir(base):
         repo = parcels_repo(base)
         settings = make_settings(base / "home", redis_server.url, feature_repo=repo, feature_service=PARCEL_SERVICES[0])
+        apply_repo(settings)  # the dispatches before the champions' time, pushed as a backfill
+        pushed = push_file(settings, "dispatches", repo / "data" / "dispatches.parquet", offline=True,
+                           before=PARCELS_AS_OF)  # fmt: skip
+        assert pushed["accepted"] > 1_000 and pushed["duplicates"] == 0
+        build_features(settings, until=PARCELS_AS_OF)
         outcomes = champions(settings, PARCEL_SERVICES, PARCELS_AS_OF)
     return Repo(settings, outcomes, PARCELS_AS_OF)
 

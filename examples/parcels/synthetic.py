@@ -177,6 +177,9 @@ TIME_TYPES = {
 }
 
 
+DISPATCH_COLUMNS = ("parcel_id", "courier_id", "weight_kg", "dispatched_at")
+
+
 def write(config: ParcelConfig, repo: Path) -> dict[str, object]:
     """Write the tables under ``<repo>/data``, each one atomically; returns a description."""
     tables = generate(config)
@@ -189,6 +192,11 @@ def write(config: ParcelConfig, repo: Path) -> dict[str, object]:
             table = table.set_column(table.schema.get_field_index(column), column, values.cast(kind))
         with atomic_path(repo / "data" / f"{name}.parquet") as tmp:
             pq.write_table(table, tmp)
+    # What the dispatch desk pushes (`fsml push --source dispatches --input data/dispatches.parquet`).
+    dispatched = tables["deliveries"][list(DISPATCH_COLUMNS)].copy()
+    dispatched["dispatched_at"] = dispatched["dispatched_at"].dt.tz_localize("UTC")
+    with atomic_path(repo / "data" / "dispatches.parquet") as tmp:
+        dispatched.to_parquet(tmp, index=False)
     late = tables["deliveries"]["is_late"]
     return {
         "directory": str(repo / "data"),

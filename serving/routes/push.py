@@ -22,6 +22,8 @@ from fsml.features.rows import RowsRejected, check_rows
 from fsml.serving.deps import PushKeyDep, StateDep
 from fsml.serving.state import ONLINE_STORE_ERRORS, ModelSlot, ServiceState
 
+from fsml.errors import FsmlError
+
 router = APIRouter(tags=["push"])
 
 
@@ -32,9 +34,10 @@ async def push(push_source: str, request: Request, _: PushKeyDep, state: StateDe
     ingest = state.ingestor
     if ingest is None:
         raise HTTPException(503, detail=f"push is unavailable: {state.push_error or 'starting'}")
-    if push_source not in ingest.repo.sources:
-        known = ", ".join(sorted(ingest.repo.sources)) or "none"
-        raise HTTPException(404, detail=f"unknown push source {push_source!r} (known: {known})")
+    try:
+        ingest.repo.source(push_source)
+    except FsmlError as exc:
+        raise HTTPException(404, detail=str(exc)) from None
     rows = _rows(await request.body(), settings.push_max_rows)
     result = await push_rows(state, push_source, rows)
     return JSONResponse(result)

@@ -90,6 +90,7 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
             loop = settings.model_copy(update={"service_url": server.url})
             traffic = replay(settings, drift, drift + timedelta(days=REPLAYED), server.url, labels_until=END)
             assert traffic["failed"] == 0 and traffic["sent"] > 5_000 and traffic["recorded"] == traffic["sent"]
+            assert traffic["labels_pushed"] > 0  # labels maturing during the replay, pushed to their source
             assert traffic["model_versions"] == {champion.registered.version: traffic["sent"]}
             push_history(settings, END)  # the days after the replay arrive as a backfill
             time.sleep(1.5)  # one flush of the prediction log

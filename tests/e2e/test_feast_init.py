@@ -25,7 +25,7 @@ from fsml.training.dataset import with_features
 
 from fsml import registry
 from fsml.featurestore import describe_service, open_store
-from tests.conftest import TEST_SETTINGS, Repo
+from tests.conftest import API_KEY, TEST_SETTINGS, Repo
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def _rides(repo: Repo, hours: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def server(drivers: Repo):
-    with ServerProcess(drivers.settings) as process:
+    with ServerProcess(drivers.settings, extra_env={"FSML_API_KEY": API_KEY}) as process:
         yield process
 
 
@@ -104,6 +104,15 @@ def test_pandas_mode_view_gives_online_what_it_gives_offline(api: httpx.Client, 
             assert prediction["features"]["values"][column] == pytest.approx(float(row[column]), rel=1e-12), column
     fast, routed = (api.post(p, json=body[0]) for p in ("/v1/predict", "/v1/predict?include_values=false"))
     assert fast.status_code == 200 and fast.json() == routed.json()
+
+
+def test_the_templates_push_source_is_refused_with_the_reason(api: httpx.Client) -> None:
+    """The template's ``driver_stats_push_source`` has no ``fsml.id`` tag: fsml cannot count its
+    rows once, so it refuses them and says why (Feast's own push still serves that source)."""
+    row = {"driver_id": 1001, "conv_rate": 0.5, "acc_rate": 0.5, "avg_daily_trips": 3,
+           "event_timestamp": pd.Timestamp.now(tz="UTC").isoformat()}  # fmt: skip
+    reply = api.post("/v1/push/driver_stats_push_source", json={"rows": [row]}, headers={"X-API-Key": API_KEY})
+    assert reply.status_code == 404 and "'fsml.id'" in reply.text, reply.text
 
 
 def test_served_scored_monitored_and_retrained(api: httpx.Client, drivers: Repo, server) -> None:

@@ -2,7 +2,9 @@
 
 Nothing here is the fraud example: other entities (an integer courier, a string depot code),
 another label, id and time column, pandas- and python-mode on-demand views, every kind of
-Parquet time, relative paths in a repo that is not the working directory. One ``fsml serve``
+Parquet time, relative paths in a repo that is not the working directory, a push source of its
+own feeding a window view (dispatches, pushed as a backfill before training and through
+``/v1/push`` while serving). One ``fsml serve``
 hosts both models; each is scored, monitored and retrained with its own ``--feature-service``,
 and nothing of one model lands in the other's logs, reports or state.
 """
@@ -151,7 +153,32 @@ def test_online_features_equal_offline_ones_for_both_view_modes(api: httpx.Clien
                 assert got == want or (got is None and pd.isna(want)), column
             else:
                 assert float(got) == pytest.approx(float(want), rel=1e-12), column
-    assert {"dispatch_context__queue_per_staff", "parcel_shape__kg_per_km"} <= set(spec.columns)
+    assert {"dispatch_context__queue_per_staff", "parcel_shape__kg_per_km", "courier_load__kg_24h"} <= set(spec.columns)
+
+
+def test_pushed_dispatches_count_in_the_very_next_prediction(api: httpx.Client, parcels: Repo) -> None:
+    """The repo's own push source: dispatches pushed through /v1/push are in v2's courier_load
+    windows at the next request, with no sleep, no build and no materialize in between."""
+    courier, at = 990_001, parcels.as_of + pd.Timedelta(hours=2)  # a courier with no history
+    body = {**_body(_rows(parcels, END - pd.Timedelta(days=4), END - pd.Timedelta(days=3)).head(1))[0],
+            "courier_id": courier, "dispatched_at": at.isoformat()}  # fmt: skip
+
+    def load() -> dict[str, Any]:
+        reply = api.post(f"/v1/models/{V2}/predict?include_values=true", json=body)
+        assert reply.status_code == 200, reply.text
+        values = reply.json()["features"]["values"]
+        return {k.removeprefix("courier_load__"): v for k, v in values.items() if k.startswith("courier_load__")}
+
+    assert load() == {"parcels_1h": None, "parcels_24h": None, "kg_24h": None}
+    rows = [{"parcel_id": 90_000_000 + i, "courier_id": courier, "weight_kg": 2.0 + i,
+             "dispatched_at": (at - pd.Timedelta(minutes=50 + 15 * i)).isoformat()} for i in range(3)]  # fmt: skip
+    headers = {"X-API-Key": API_KEY}
+    assert api.post("/v1/push/dispatches", json={"rows": rows}).status_code == 401
+    pushed = api.post("/v1/push/dispatches", json={"rows": rows}, headers=headers)
+    assert pushed.json() == {"accepted": 3, "duplicates": 0}
+    assert load() == {"parcels_1h": 1, "parcels_24h": 3, "kg_24h": pytest.approx(9.0)}  # one within the hour
+    again = api.post("/v1/push/dispatches", json={"rows": rows[:1]}, headers=headers).json()
+    assert again == {"accepted": 0, "duplicates": 1} and load()["parcels_24h"] == 3
 
 
 def test_each_model_is_scored_monitored_and_retrained_on_its_own(api: httpx.Client, parcels: Repo, server) -> None:

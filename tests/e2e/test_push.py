@@ -122,6 +122,25 @@ def _files(settings) -> list[Path]:  # noqa: ANN001
     return [*log.files(), *log.pending_dir.glob("*.pending")]
 
 
+def test_appending_never_rewrites_history(live) -> None:
+    """Pushed rows land in date partitions as new files: a late row for a day already holding
+    files, and a row for a new day, leave every earlier file byte for byte as it was."""
+    import hashlib
+
+    settings, client, _ = live
+    log = EventLog(settings.data_dir / "events" / "transactions")
+    client.post("/v1/push/transactions", json={"rows": [_tx(900, -3 * 24 * 60)]})
+    before = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in log.files()}
+    late, new_day = _tx(901, -3 * 24 * 60 + 5), _tx(902, 9 * 24 * 60)
+    assert client.post("/v1/push/transactions", json={"rows": [late, new_day]}).json()["accepted"] == 2
+    after = log.files()
+    assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in before} == before
+    added = sorted(set(after) - set(before))
+    days = {(AS_OF + timedelta(minutes=m)).date().isoformat() for m in (-3 * 24 * 60 + 5, 9 * 24 * 60)}
+    assert len(added) == 2 and {f.parent.name for f in added} == {f"date={d}" for d in days}
+    assert any(f.parent == added[0].parent or f.parent == added[1].parent for f in before)  # a day with files
+
+
 def test_limits_and_unknown_sources(live) -> None:
     _, client, _ = live
     assert client.post("/v1/push/nope", json={"rows": [_tx(1, 1)]}).status_code == 404
@@ -180,3 +199,15 @@ def test_online_values_equal_the_offline_join_after_a_build(live) -> None:
         for name in names:
             want, got = row[name], online[m][name]
             assert (pd.isna(want) and got is None) or got == pytest.approx(float(want), rel=1e-9), (m, name, got, want)
+
+
+def test_the_demos_walk_shows_windows_moving_and_falling_back(live) -> None:
+    """What `make demo` prints: counts rise with the pushes and the recorded prediction, then fall
+    back as time passes, with no job run in between."""
+    from fsml.examples.fraud.live import walk
+
+    settings, client, _ = live
+    steps = walk(settings, str(client.base_url), AS_OF)
+    counts = [(s["txn_count_1h"], s["txn_count_24h"], s["txn_count_7d"]) for s in steps]
+    assert counts == [(None, None, None), (3, 3, 3), (4, 4, 4), (1, 4, 4), (0, 0, 4), (0, 0, 0)]
+    assert steps[1]["recorded"] == {"accepted": 1, "duplicates": 0}

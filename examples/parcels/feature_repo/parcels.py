@@ -9,12 +9,17 @@ ids and times are; nothing in fsml names this example's columns.
 from datetime import timedelta
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
+from feast.aggregation import Aggregation
 from feast.on_demand_feature_view import on_demand_feature_view
+from feast.stream_feature_view import stream_feature_view
 from feast.types import Bool, Float64, Int32, Int64, String, UnixTimestamp
 
 # The courier who carries a parcel.
 courier = Entity(name="courier", join_keys=["courier_id"], value_type=ValueType.INT64)
+
+# One parcel; the rows pushed as parcels are dispatched refer to it.
+parcel = Entity(name="parcel", join_keys=["parcel_id"], value_type=ValueType.INT64)
 
 # The depot a parcel leaves from, named by a code.
 depot = Entity(name="depot", join_keys=["depot_code"], value_type=ValueType.STRING)
@@ -65,6 +70,62 @@ depot_load = FeatureView(
     ),
 )
 
+# Dispatches, pushed as they happen (`POST /v1/push/dispatches` or `fsml push`); they land in
+# date partitions under data/events/dispatches/.
+dispatches = PushSource(
+    name="dispatches",
+    batch_source=FileSource(
+        name="dispatches_log", path="data/events/dispatches/*/*.parquet", timestamp_field="dispatched_at"
+    ),
+    description="Parcels as they are dispatched, by parcel id.",
+    tags={"fsml.id": "parcel_id"},
+)
+
+# The pushed rows as a view: its schema is what a push is checked against.
+dispatch_log = FeatureView(
+    name="dispatch_log",
+    entities=[parcel],
+    source=dispatches,
+    online=False,
+    schema=[
+        Field(name="courier_id", dtype=Int64, tags={"fsml.min": "1"}),
+        Field(name="weight_kg", dtype=Float64, tags={"fsml.min": "0"}),
+    ],
+)
+
+COURIER_LOAD = [
+    Aggregation(name="parcels_1h", column="weight_kg", function="count", time_window=timedelta(hours=1)),
+    Aggregation(name="parcels_24h", column="weight_kg", function="count", time_window=timedelta(days=1)),
+    Aggregation(name="kg_24h", column="weight_kg", function="sum", time_window=timedelta(days=1)),
+]
+
+
+# What each courier was given to carry over sliding windows, fresh at the next request after a push.
+@stream_feature_view(
+    entities=[courier],
+    source=dispatches,
+    ttl=timedelta(days=2),
+    mode="python",
+    timestamp_field="dispatched_at",
+    schema=[
+        Field(name="parcels_1h", dtype=Int64),
+        Field(name="parcels_24h", dtype=Int64),
+        Field(name="kg_24h", dtype=Float64),
+    ],
+    aggregations=COURIER_LOAD,
+)
+def courier_load(inputs: dict) -> dict:
+    return inputs
+
+
+# The change-point rows `fsml features build` writes from the pushed dispatches.
+courier_load.batch_source = FileSource(
+    name="courier_load_source",
+    path="data/features/courier_load/*.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+)
+
 # What the caller knows when a parcel is dispatched.
 parcel_request = RequestSource(
     name="parcel_request",
@@ -110,9 +171,10 @@ late_delivery_v1 = FeatureService(
     tags={"fsml.label_source": "deliveries"},
 )
 
-# Version 2 adds the depot's raw load and the parcel's size: a better model, served beside v1.
+# Version 2 adds the depot's raw load, the parcel's size and the courier's live load: a better
+# model, served beside v1.
 late_delivery_v2 = FeatureService(
     name="late_delivery_v2",
-    features=[courier_stats, depot_load, dispatch_context, parcel_shape],
+    features=[courier_stats, depot_load, dispatch_context, parcel_shape, courier_load],
     tags={"fsml.label_source": "deliveries"},
 )

@@ -1,14 +1,21 @@
-"""``fsml data``: the seeded synthetic data set."""
+"""The fraud example's commands on ``fsml``: ``fsml data generate`` and ``fsml demo``.
+
+The CLI never imports the example (imports only go down, and the examples sit above the
+platform); it finds these commands through the ``fsml.commands`` entry point in
+``pyproject.toml`` and calls ``register`` with its app.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from fsml.cli.app import JSON_HELP, data_app, load_settings, parse_date
+from fsml.cli.app import JSON_HELP, load_settings, parse_date
 
 from fsml.console import emit, steps
 from fsml.errors import FsmlError
+
+data_app = typer.Typer(help="Synthetic card-transaction data.", no_args_is_help=True)
 
 
 @data_app.command("generate")
@@ -46,3 +53,16 @@ def generate(
         step("writing Parquet")
         meta = save(data, config, settings.raw_dir)
     emit({"directory": str(settings.raw_dir), **meta}, as_json)
+
+
+def demo() -> None:
+    """Generate data, build and register features, train, promote; print where results are."""
+    from fsml.examples.fraud.demo import run_demo
+
+    run_demo(load_settings())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the example's commands to the ``fsml`` app."""
+    app.add_typer(data_app, name="data")
+    app.command()(demo)
