@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 BOOSTER_FILE = "model.lgb.txt"
@@ -107,8 +109,10 @@ class FeatureEncoder:
     def categorical_indices(self) -> list[int]:
         return [i for i, f in enumerate(self.features) if f.dtype == "string"]
 
-    def frame(self, df: pd.DataFrame) -> np.ndarray:
-        """Encode a DataFrame holding every feature column."""
+    def frame(self, df: pd.DataFrame | pa.Table) -> np.ndarray:
+        """Encode a DataFrame or an Arrow table holding every feature column."""
+        if isinstance(df, pa.Table):
+            return self.arrow(df)
         out = np.empty((len(df), len(self.columns)), dtype=np.float64)
         for i, column in enumerate(self.columns):
             codes = self._codes.get(column)
@@ -116,6 +120,23 @@ class FeatureEncoder:
                 out[:, i] = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             else:
                 out[:, i] = df[column].map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def arrow(self, table: pa.Table) -> np.ndarray:
+        """The same matrix from Arrow columns, without a DataFrame: numbers cast to float64
+        (nulls become NaN), strings looked up in the vocabulary by ``index_in``."""
+        out = np.empty((table.num_rows, len(self.columns)), dtype=np.float64)
+        for i, column in enumerate(self.columns):
+            values = table[column]
+            codes = self._codes.get(column)
+            if codes is None and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+                values = pc.cast(values, pa.float64())
+            elif codes is None:  # booleans, text holding numbers: pandas' coercion, as for a frame
+                values = pa.array(pd.to_numeric(values.to_pandas(), errors="coerce"), pa.float64(), from_pandas=True)
+            else:
+                vocabulary = pa.array(list(codes), pa.string())
+                values = pc.cast(pc.index_in(pc.cast(values, pa.string()), value_set=vocabulary), pa.float64())
+            out[:, i] = values.to_numpy(zero_copy_only=False)  # nulls of a float column are NaN
         return out
 
     def row(self, values: Mapping[str, Any]) -> list[float]:

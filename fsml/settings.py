@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
 Environment = Literal["dev", "staging", "prod"]
 MissingDecision = Literal["review", "flag", "pass"]
@@ -40,6 +41,23 @@ class Settings(BaseSettings):
     )
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: a SQLite store under FSML_HOME."
+    )
+    redis_type: Literal["redis", "redis_cluster"] = Field(
+        "redis", description="Feast's redis_type: REDIS_URL names the server, or any node of a Redis Cluster."
+    )
+
+    # Where batch work runs (feature build, training sets, training, batch scoring).
+    engine: Literal["local", "ray"] = Field("local", description="local: this process; ray: Ray tasks.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "FSML_RAY_ADDRESS"),
+        description="A running Ray cluster (ray://host:10001 or host:6379); default: a local Ray.",
+    )
+    ray_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray; default: all of them.")
+    ray_task_retries: int = Field(3, ge=0, description="Retries of a Ray task whose worker died.")
+    ray_train_workers: int = Field(2, gt=0, description="LightGBM workers of a distributed training.")
+    partition_rows: int = Field(
+        250_000, gt=0, description="Entity rows per partition of a distributed training-set join."
     )
 
     # Training: windows are counted back from the as-of time; they shrink to fit a shorter
@@ -178,6 +196,12 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://")):
             raise ValueError("must be a redis:// or rediss:// URL")
         return url
+
+    @model_validator(mode="after")
+    def _cluster_database(self) -> Settings:
+        if self.redis_type == "redis_cluster" and (parse_url(self.redis_url).get("db") or 0) != 0:
+            raise ValueError("REDIS_URL: a Redis Cluster has only database 0")
+        return self
 
     @model_validator(mode="after")
     def _feature_repo_exists(self) -> Settings:

@@ -20,6 +20,7 @@ from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
 from fsml.serving.redis_client import RedisClient
+from fsml.serving.redis_cluster import ClusterClient, online_client
 from fsml.serving.scorer import Scorer, champion_version, load_champion
 from pydantic import BaseModel
 
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
 ONLINE_STORE_ERRORS = (ConnectionError, TimeoutError, OSError)
 
 
-def redis_client(settings: Settings) -> RedisClient:
-    """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back."""
-    return RedisClient(settings.redis_url, timeout=settings.redis_timeout_ms / 1000)
+def redis_client(settings: Settings) -> RedisClient | ClusterClient:
+    """Fails fast (FSML_REDIS_TIMEOUT_MS) when Redis is down and reconnects when it is back;
+    with ``FSML_REDIS_TYPE=redis_cluster``, routes each read to the node serving its key."""
+    return online_client(settings)
 
 
 @dataclass
@@ -151,7 +153,7 @@ class ModelSlot:
 @dataclass
 class ServiceState:
     settings: Settings
-    redis: RedisClient
+    redis: RedisClient | ClusterClient
     slots: dict[str, ModelSlot]  # by feature service; the first is the default model
     metrics: Metrics = field(default_factory=Metrics)
     ingestor: Ingestor | None = None  # pushes, for every push source of the repo

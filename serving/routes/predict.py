@@ -63,7 +63,7 @@ async def score_and_record(
             row[reader.time_field] = utc(row.get(reader.time_field))
     pushed = recorded_rows(state, slot, rows, reader.time_field, now) if record else []
     try:
-        replies = await state.redis.send_payload(*reader.payload(rows, now))
+        replies = await state.redis.execute(*reader.requests(rows, now))
     except ONLINE_STORE_ERRORS as exc:
         state.online_store_failed(exc)
         raise HTTPException(503, detail=f"online store unavailable ({type(exc).__name__}); retry later") from None

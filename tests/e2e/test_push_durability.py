@@ -94,10 +94,10 @@ CRASH = textwrap.dedent(
     from fsml.serving.redis_client import RedisClient
 
     class DiesBeforeRedis(RedisClient):
-        async def send_payload(self, payload, commands):
-            if payload.startswith(b"*") and b"EVAL" in payload[:40]:
+        async def execute(self, commands, keys):
+            if commands[0].startswith(b"*") and b"EVAL" in commands[0][:40]:
                 os.kill(os.getpid(), signal.SIGKILL)  # after the pending file, before Redis
-            return await super().send_payload(payload, commands)
+            return await super().execute(commands, keys)
 
     async def main():
         settings = Settings()
