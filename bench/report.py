@@ -65,6 +65,17 @@ def targets(parts: dict[str, Any]) -> list[list[str]]:
     same = materialize.get("identical_redis_contents") and materialize.get("stock_reads_agree")
     rows.append(["materialization: same Redis keys and values, read by stock Feast", str(same), "True",
                  "met" if same else "missed"])  # fmt: skip
+    shadow = parts.get("shadow", {})
+    rows.append(_target("/v1/predict p99, shadow on ÷ off (1,000 req/s)", shadow.get("p99_ratio"), 1.1, False, "×"))
+    batch = parts.get("batch", {})
+    rows.append(_target("batch scoring 1M rows, local engine: rows/s", batch.get("rows_per_s"), 150_000, True))
+    rows.append(_target("batch scoring ÷ bare LightGBM predict (floor)", batch.get("ratio_to_floor"), 0.6, True, "×"))
+    scaling = parts.get("scaling", {}).get("summary", {})
+    rows.append(_target("Ray scoring speed-up, 1 → 2 worker CPUs", scaling.get("scoring_speedup"), 1.6, True, "×"))
+    rows.append(_target("Ray training-set join speed-up, 1 → 2 CPUs", scaling.get("join_speedup"), 1.6, True, "×"))
+    cluster = parts.get("cluster", {}).get("summary", {})
+    for mode, label in (("predict", "/v1/predict"), ("batch100", "/v1/predict/batch (100 rows)")):
+        rows.append(_target(f"{label} req/s: Redis Cluster ÷ one Redis", cluster.get(f"ratio_{mode}"), 0.85, True, "×"))
     drift = parts.get("drift", {})
     rows.append(_target("drift 1M × 50: fsml seconds", drift.get("fsml_seconds"), 5, False, " s"))
     rows.append(_target("drift 1M × 50: Evidently ÷ fsml time", drift.get("speedup"), 10, True, "×"))
@@ -198,6 +209,63 @@ def _materialize(m: dict[str, Any]) -> str:
     )
 
 
+def _batch(b: dict[str, Any]) -> str:
+    rows = [
+        ["fsml score (read, validate, point-in-time features, on-demand, predict, write)", _n(b["seconds"], 2),
+         _n(b["rows_per_s"])],
+        [f"floor: Booster.predict of the same matrix, all threads ({b['trees']} trees, {b['features']} features)",
+         _n(b["floor_seconds"], 2), _n(b["floor_rows_per_s"])],
+    ]  # fmt: skip
+    memory = b.get("memory", {})
+    peaks = "; ".join(f"{int(n):,} rows: +{_n(m['above_start_mb'])} MB" for n, m in memory.items())
+    return _table(["work", "seconds (median)", "rows/s"], rows) + (
+        f"\n{b['rows']:,} transactions in {b['slices']} slices of about {b['chunk_rows']:,} rows; "
+        f"**{b['ratio_to_floor']:.2f}× the floor**. Peak memory above start, one run per size in a child "
+        f"process: {peaks}.\n"
+    )
+
+
+def _scaling(s: dict[str, Any]) -> str:
+    rows = [
+        [f"{cpus} CPU{'s' if cpus > 1 else ''}", _n(s[f"cpus_{cpus}"]["scoring_seconds"], 2),
+         _n(s[f"cpus_{cpus}"]["scoring_rows_per_s"]), _n(s[f"cpus_{cpus}"]["join_seconds"], 2)]
+        for cpus in (1, 2)
+        if f"cpus_{cpus}" in s
+    ]  # fmt: skip
+    summary = s.get("summary", {})
+    text = _table(["local Ray", f"scoring {s['rows']:,} rows, s", "rows/s", "training-set join, s"], rows) + (
+        f"\nSpeed-up 1 → 2 CPUs: scoring **{summary.get('scoring_speedup', 0):.2f}×**, training-set join "
+        f"({summary.get('training_rows', 0):,} rows) **{summary.get('join_speedup', 0):.2f}×**.\n"
+    )
+    local, ray = s.get("training_local"), s.get("training_ray")
+    if local and ray:
+        keys = ("test_roc_auc", "test_pr_auc", "valid_pr_auc", "best_iteration")
+        text += "\n" + _table(
+            ["LightGBM on the same training set", "seconds", *keys],
+            [
+                ["local, 2 threads", _n(local["seconds"], 1), *(_n(local["metrics"][k], 4) for k in keys)],
+                [
+                    f"Ray Train, {ray['workers']} workers, data parallel",
+                    _n(ray["seconds"], 1),
+                    *(_n(ray["metrics"][k], 4) for k in keys),
+                ],
+            ],  # fmt: skip
+        )
+    return text
+
+
+def _cluster(c: dict[str, Any]) -> str:
+    rows = [
+        [label, _n(c[f"single_{mode}_c8"]["rps"]), _n(c[f"cluster_{mode}_c8"]["rps"]), f"{c[f'ratio_{mode}']:.2f}×"]
+        for mode, label in (("predict", "/v1/predict"), ("batch", "/v1/predict/batch, 100 rows"))
+        if f"ratio_{mode}" in c
+    ]
+    summary = c.get("summary", {})
+    return _table(["endpoint, 8 connections", "one Redis req/s", "3-master cluster req/s", "cluster ÷ one"], rows) + (
+        f"\n{summary.get('workers')} uvicorn workers each; same score from both: {summary.get('same_score')}.\n"
+    )
+
+
 def _drift(d: dict[str, Any]) -> str:
     rows = [
         ["fsml monitor (against stored reference profiles)", _n(d["fsml_seconds"], 2), len(d["fsml_drifted"]),
@@ -210,6 +278,19 @@ def _drift(d: dict[str, Any]) -> str:
         f"{d['verdicts_agree']}/{d['columns']} columns. Building the reference profiles (once, at training "
         f"time) took {d['reference_profile_seconds']:.2f} s. Evidently ran {len(d['evidently_runs'])} time(s): "
         "one run is minutes, five would not fit the 20-minute budget.\n"
+    )
+
+
+def _shadow(s: dict[str, Any]) -> str:
+    rows = [
+        [f"`FSML_SHADOW_FRACTION={fraction}`", _n(s[mode]["rps"]), _n(s[mode]["p50_ms"], 2), _n(s[mode]["p99_ms"], 2),
+         s[mode]["errors"]]
+        for mode, fraction in (("off", 0), ("on", 1))
+    ]  # fmt: skip
+    return _table(["shadow", "req/s", "p50 ms", "p99 ms", "errors"], rows) + (
+        f"\nOffered {s['offered_rps']:,} req/s to {s['workers']} workers, runs interleaved; challenger "
+        f"v{s['challenger_version']} scored {s['shadow_scored']:,.0f} rows off the hot path. p99 with shadow "
+        f"÷ without: **{s['p99_ratio']:.3f}×**.\n"
     )
 
 
@@ -247,11 +328,13 @@ def render(document: dict[str, Any]) -> str:
         out.append("\n## Materialization into Redis (100,000 entities, 1,000,000 offline rows)\n\n"
                    + _materialize(parts["materialize"]))  # fmt: skip
     if "batch" in parts:
-        b = parts["batch"]
-        out.append(
-            f"\n## Batch scoring, end to end\n\n{b['rows']:,} transactions: read, validate, point-in-time "
-            f"features, score, atomic write: {b['seconds']:.2f} s, **{b['rows_per_s']:,.0f} rows/s**.\n"
-        )
+        out.append("\n## Batch scoring, end to end (local engine)\n\n" + _batch(parts["batch"]))
+    if "scaling" in parts:
+        out.append("\n## Ray engine: 1 and 2 worker CPUs on the same jobs\n\n" + _scaling(parts["scaling"]))
+    if "cluster" in parts:
+        out.append("\n## Online reads: Redis Cluster against one Redis\n\n" + _cluster(parts["cluster"]))
+    if "shadow" in parts:
+        out.append("\n## Shadow scoring: the champion's p99 with a challenger beside it\n\n" + _shadow(parts["shadow"]))
     if "drift" in parts:
         out.append("\n## Drift: 1,000,000 rows × 50 features against Evidently\n\n" + _drift(parts["drift"]))
     if NOTES.exists():

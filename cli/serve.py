@@ -75,14 +75,20 @@ def serve(
 def score(
     input: Annotated[
         str,
-        typer.Option("--input", help="Parquet file: the fields of the model's predict request; its time required."),
+        typer.Option(
+            "--input",
+            help="Parquet file, directory or glob: the fields of the model's predict request; its time required.",
+        ),
     ],
-    output: Annotated[str, typer.Option("--output", help="Parquet file to write, atomically.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    output: Annotated[
+        str, typer.Option("--output", help="Parquet file to write (a directory for a directory or glob), atomically.")
+    ],
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     feature_service: Annotated[str | None, typer.Option(help=FEATURE_SERVICE_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Score a file with point-in-time features as of each row's time and the champion."""
+    """Score files with point-in-time features as of each row's time and the champion (in slices
+    of FSML_SCORE_CHUNK_ROWS rows; on Ray with FSML_ENGINE=ray)."""
     from pathlib import Path
 
     settings = load_settings().for_service(feature_service)
@@ -90,5 +96,5 @@ def score(
     from fsml.serving.batch import score_file
 
     with chunk_progress("score") as progress:
-        result = score_file(settings, Path(input), Path(output), progress=progress, overwrite=overwrite)
+        result = score_file(settings, input, Path(output), progress=progress, overwrite=overwrite)
     emit(result, as_json)

@@ -111,20 +111,26 @@ def build_features(
     created = _created(previous)
     note("validating pushed rows")
     rows, earliest = _register_sources(con, repo, located, fresh)
-    build = Build(con, repo, plan, created, incremental, previous or {})
-    tables: dict[str, pa.Table] = {}
-    for view in plan.windows:
-        if new[view.source] or not incremental:
-            note(f"computing {view.name}")
-            tables[view.name] = build.windows(view, fresh[view.source])
     first, newest = _first_day(con, repo), _newest(con, repo)
     last_day = min(last_day, _day_ceil(newest))  # no snapshots past the data: a feed that stopped is not "zero"
     if incremental:  # new days, and the days late rows change (a snapshot reads rows up to its instant)
         first = min([previous.get("last_snapshot", 0) + DAY_US, *(_day_ceil(t) for t in earliest)])
-    for view in plan.snapshots:
-        if first <= last_day:
-            note(f"computing {view.name}")
-            tables[view.name] = snapshots.run(con, repo.repo_path, view, first, last_day, created)
+    tables: dict[str, pa.Table] = {}
+    if settings.engine == "ray" and not incremental:
+        from fsml.features.partitioned import build_tables
+
+        note("computing the views as Ray tasks")
+        tables = build_tables(settings, repo, plan.windows, plan.snapshots, located, (first, last_day), created)
+    else:
+        build = Build(con, repo, plan, created, incremental, previous or {})
+        for view in plan.windows:
+            if new[view.source] or not incremental:
+                note(f"computing {view.name}")
+                tables[view.name] = build.windows(view, fresh[view.source])
+        for view in plan.snapshots:
+            if first <= last_day:
+                note(f"computing {view.name}")
+                tables[view.name] = snapshots.run(con, repo.repo_path, view, first, last_day, created)
     failures = [f for name, table in tables.items() for f in _check(con, plan.view(name), table, incremental)]
     if failures:
         raise ValidationFailed("feature batch", failures)
@@ -209,7 +215,7 @@ class Build:
         ts = quote_name(view.timestamp)
         source = self.repo.sources[view.source]
         if not self.incremental:
-            events = _window_events(self.con, view, f"SELECT * FROM {quote_name(source.name)}")
+            events = window_events(self.con, view, f"SELECT * FROM {quote_name(source.name)}")
             return self.con.sql(
                 change_point_sql(view, events, "$created"), params={"created": self.created}
             ).to_arrow_table()
@@ -222,7 +228,7 @@ class Build:
             f"SELECT e.* FROM {quote_name(source.name)} e JOIN touched USING ({keys}) "
             f"WHERE epoch_us(e.{ts}) >= touched.__since - {reach}"
         )
-        events = _window_events(self.con, view, relevant)
+        events = window_events(self.con, view, relevant)
         points = change_point_sql(view, events, "$created")
         query = (
             f"SELECT cp.* FROM ({points}) cp JOIN touched USING ({keys}) "
@@ -231,7 +237,7 @@ class Build:
         return self.con.sql(query, params={"created": self.created}).to_arrow_table()
 
 
-def _window_events(con: duckdb.DuckDBPyConnection, view: WindowView, query: str) -> str:
+def window_events(con: duckdb.DuckDBPyConnection, view: WindowView, query: str) -> str:
     """Register the events a window view aggregates (join keys, ``__ts`` in µs, inputs, with
     the view's udf applied) and return the relation's name."""
     table = con.sql(query).to_arrow_table()
@@ -251,11 +257,7 @@ def _register_sources(
     time (µs) of each source's new rows."""
     failures, counts, earliest = [], {}, []
     for name, schema in repo.sources.items():
-        if files[name]:
-            con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT * FROM {scan_files(files[name])}")
-        else:
-            columns = ", ".join(f"NULL::{_SQL[c.dtype]} AS {quote_name(c.name)}" for c in schema.columns)
-            con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT {columns} WHERE false")
+        _source_view(con, name, schema, files[name])
         if new[name]:
             con.execute(f"CREATE OR REPLACE TEMP VIEW fresh AS SELECT * FROM {scan_files(new[name])}")
             spec = push_spec(schema)
@@ -271,6 +273,24 @@ def _register_sources(
         raise ValidationFailed("pushed rows", failures)
     snapshots.register_references(con, repo)
     return counts, earliest
+
+
+def _source_view(con: duckdb.DuckDBPyConnection, name: str, schema: Any, files: list[str]) -> None:
+    if files:
+        con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT * FROM {scan_files(files)}")
+    else:
+        columns = ", ".join(f"NULL::{_SQL[c.dtype]} AS {quote_name(c.name)}" for c in schema.columns)
+        con.execute(f"CREATE VIEW {quote_name(name)} AS SELECT {columns} WHERE false")
+
+
+def connect_sources(repo: Repo, files: dict[str, list[str]]) -> duckdb.DuckDBPyConnection:
+    """A connection with every source as a view by its name, as a build has them (the rows were
+    checked by the build that hands them out): for a task of a distributed build."""
+    con = _connect()
+    for name, schema in repo.sources.items():
+        _source_view(con, name, schema, files[name])
+    snapshots.register_references(con, repo)
+    return con
 
 
 _SQL = {"int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}

@@ -35,17 +35,23 @@ import pyarrow as pa
 from fsml.features.eventlog import EventLog, read_pending
 from fsml.features.rows import check_rows
 from fsml.features.sources import PushSchema, Repo
-from fsml.features.window_store import APPLY, WindowKeys, apply_arguments, seen_key
+from fsml.features.window_store import ADD, APPLY, CLAIM, WindowKeys, apply_arguments, seen_key, tagged
 
-from fsml.stores.ragged import Ragged, command_with_rows
+from fsml.stores.ragged import Ragged, command_with_rows, pack
 
 log = logging.getLogger(__name__)
 
 ONLINE = b"fsml.online"
+ADD_SCRIPT = ADD.encode()
 
 
 class Transport(Protocol):
-    async def send_payload(self, payload: bytes, commands: int) -> list[Any]: ...
+    """The serving Redis client: one server's, or a Redis Cluster's (``cluster``), which sends
+    each command to the node serving its key."""
+
+    cluster: bool
+
+    async def execute(self, commands: list[bytes], keys: list[bytes]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ class Ingestor:
         first: dict[bytes, int] = {}
         for index, row_id in enumerate(ids):
             first.setdefault(row_id, index)
-        lookup = command_with_rows([b"HMGET", seen_key(self.repo.project, source)], [Ragged.from_list(list(first))])
-        known = await self.redis.send_payload(lookup, 1)
+        seen = seen_key(self.repo.project, source)
+        lookup = command_with_rows([b"HMGET", seen], [Ragged.from_list(list(first))])
+        known = await self.redis.execute([lookup], [seen])
         fresh = [index for index, held in zip(first.values(), known[0], strict=True) if held is None]
         if not fresh:
             return PushResult(source, 0, len(rows))
@@ -108,11 +115,12 @@ class Ingestor:
     async def _apply(self, schema: PushSchema, pending: Path, table: pa.Table) -> pa.Table:
         """Claim the rows and add their events, ``Policy.apply_rows`` rows per script; the rows
         that were new (or already applied from this same file), without those another request
-        holds. The scripts' arguments are assembled a column at a time (``fsml.stores.ragged``)."""
+        holds. The scripts' arguments are assembled a column at a time (``fsml.stores.ragged``).
+        On a Redis Cluster, claims and events go apart (``_apply_on_cluster``)."""
         online = (table.schema.metadata or {}).get(ONLINE, b"1") == b"1"
         views = schema.windows if online else ()
         ids = Ragged.from_list([str(i).encode() for i in table[schema.id].to_pylist()])
-        columns = [ids]
+        events = []  # per view: entities (tagged), scores, members
         if views:
             times = table[schema.timestamp].cast(pa.int64()).to_numpy()
             scores = Ragged.from_list([b"%d" % t for t in times.tolist()])
@@ -120,25 +128,60 @@ class Ingestor:
             for view in views:
                 derived = view.event_columns(plain) if view.derive else {}
                 inputs = {c: derived[c] if c in derived else table[c] for c in view.columns}
-                columns += [view.entities(table), scores, view.members(times, inputs, ids)]
+                entities = Ragged.from_list([tagged(e) for e in view.entities(table).to_list()])
+                events.append([entities, scores, view.members(times, inputs, ids)])
         lateness = self.policy.lateness // timedelta(microseconds=1)
         cap = self.policy.max_events
         retention = [(WindowKeys(self.repo.project, v.name), v.longest + lateness, cap) for v in views]
         token = EventLog.token(pending).encode()
-        head = [b"EVAL", APPLY.encode(), b"0"]
-        head += apply_arguments(seen_key(self.repo.project, schema.name), token, bool(views), retention, [], [])
-        # Bounded scripts, pipelined: Redis runs a script without answering anyone else, so one
-        # for 500 rows held predictions ~7.5 ms; ~50 rows take under 1 ms, and Redis reads the
-        # pipeline 16 KB at a time, serving other clients in between. A push applied in part
-        # (the process or Redis died between scripts) is finished from its pending file.
-        step = self.policy.apply_rows
-        starts = range(0, table.num_rows, step)
-        payload = b"".join(command_with_rows(head, [c.slice(i, i + step) for c in columns]) for i in starts)
-        replies = await self.redis.send_payload(payload, len(starts))
-        statuses = [status for reply in replies for status in reply]
+        seen = seen_key(self.repo.project, schema.name)
+        if getattr(self.redis, "cluster", False):
+            statuses = await self._apply_on_cluster(seen, token, ids, retention, events)
+        else:
+            head = [b"EVAL", APPLY.encode(), b"0", *apply_arguments(seen, token, bool(views), retention, [], [])]
+            columns = [ids, *(c for columns in events for c in columns)]
+            # Bounded scripts, pipelined: Redis runs a script without answering anyone else, so one
+            # for 500 rows held predictions ~7.5 ms; ~50 rows take under 1 ms, and Redis reads the
+            # pipeline 16 KB at a time, serving other clients in between. A push applied in part
+            # (the process or Redis died between scripts) is finished from its pending file.
+            step = self.policy.apply_rows
+            starts = range(0, table.num_rows, step)
+            payloads = [command_with_rows(head, [c.slice(i, i + step) for c in columns]) for i in starts]
+            replies = await self.redis.execute(payloads, [seen] * len(payloads))
+            statuses = [status for reply in replies for status in reply]
         if all(statuses):
             return table
         return table.filter(pa.array([s != 0 for s in statuses]))
+
+    async def _apply_on_cluster(
+        self,
+        seen: bytes,
+        token: bytes,
+        ids: Ragged,
+        retention: list[tuple[WindowKeys, int, int]],
+        events: list[list[Ragged]],
+    ) -> list[int]:
+        """Claims on the dedupe hash's node, then the claimed rows' events, one ``ADD`` per view
+        and entity on its own slot, all nodes' pipelines at once (``fsml.features.window_store``
+        says why a crash between the two is repaired by re-applying the file)."""
+        claim = command_with_rows([b"EVAL", CLAIM.encode(), b"1", seen, token], [ids])
+        statuses = (await self.redis.execute([claim], [seen]))[0]
+        commands, keys = [], []
+        for (names, keep, cap), (entities, scores, members) in zip(retention, events, strict=True):
+            grouped: dict[bytes, list[bytes]] = {}
+            for status, entity, score, member in zip(
+                statuses, entities.to_list(), scores.to_list(), members.to_list(), strict=True
+            ):
+                if status:
+                    grouped.setdefault(entity, []).extend((score, member))
+            for entity, pairs in grouped.items():
+                events_key, mark = names.prefix + entity, names.mark_prefix + entity
+                limits = [b"%d" % keep, b"%d" % cap, b""]  # no watermark known: trimming sets it
+                commands.append(pack(b"EVAL", ADD_SCRIPT, b"2", events_key, mark, *limits, *pairs))
+                keys.append(events_key)
+        if commands:
+            await self.redis.execute(commands, keys)
+        return statuses
 
     async def resolve(self) -> int:
         """Finish this process's pending files left by a failed step, oldest first."""

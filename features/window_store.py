@@ -17,15 +17,23 @@ splits a request so that no script holds Redis for more than about a millisecond
 row, claim its id in the source's dedupe hash (``HSETNX id token``) and, only if the claim is
 new, add its events. A row's claim and its events commit together (Redis runs a script
 atomically and, with ``appendfsync always``, fsyncs it before answering), so a row is online
-exactly once. The token
-names the write-ahead file the row came from: re-applying that file after a crash finds its own
-claims and reports them as applied, not as duplicates.
+exactly once. The token names the write-ahead file the row came from: re-applying that file after
+a crash (also one between two of its scripts) finds its own claims and reports them as applied,
+not as duplicates.
 
-Keys are built inside the scripts, so they suit a single Redis server, not a cluster.
+On a Redis Cluster (``FSML_REDIS_TYPE=redis_cluster``) no script may touch keys of several
+slots, so a push is applied in two steps instead: ``CLAIM`` on the dedupe hash alone, then, for the
+rows claimed (new, or applied before by the same file), ``ADD`` per view and entity on the
+entity's own keys, grouped by node and pipelined. Each entity's events and watermark share a
+hash tag (``tagged``), so ``ADD`` is one atomic script on one slot. Adding an event is
+idempotent (a member is the packed event with its row id), so a crash between the two steps is
+repaired by re-applying the write-ahead file, as on one server: the claims come back as this
+file's own and the events are added again, which changes nothing already there.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +45,9 @@ from fsml.stores.ragged import pack
 from fsml.tables import quote_name, scan_files
 
 # Trim one sorted set: keep events newer than (newest - retention) plus the newest one before
-# that; cap the count; record the watermark when anything was removed.
+# that; cap the count; raise the watermark (a string key in the same slot) when anything went.
 _TRIM = """
-local function trim(key, marks, field, retention, cap)
+local function trim(key, mark, retention, cap)
   local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
   if not top[2] then return end
   local cutoff = string.format('(%.0f', tonumber(top[2]) - retention)
@@ -60,15 +68,16 @@ local function trim(key, marks, field, retention, cap)
     floor = least
   end
   if floor then
-    local old = tonumber(redis.call('HGET', marks, field) or '-1')
-    if floor > old then redis.call('HSET', marks, field, string.format('%.0f', floor)) end
+    local old = tonumber(redis.call('GET', mark) or '-1')
+    if floor > old then redis.call('SET', mark, string.format('%.0f', floor)) end
   end
 end
 """
 
-# KEYS: none (built from ARGV). ARGV: seen hash, token, online flag, number of views, then per
-# view (zset prefix, marks hash, retention µs, cap), then per row: id, then per view (entity
-# key, score, member). Returns per row 1 (new), 2 (applied before by this token), 0 (duplicate).
+# KEYS: none (built from ARGV: one server only). ARGV: seen hash, token, online flag, number of
+# views, then per view (events prefix, watermark prefix, retention µs, cap), then per row: id,
+# then per view (tagged entity, score, member). Returns per row 1 (new), 2 (applied before by
+# this token), 0 (duplicate).
 APPLY = (
     _TRIM
     + """
@@ -91,7 +100,7 @@ while at <= #ARGV do
         local base = at + 1 + 3 * (v - 1)
         local key = spec[v][1] .. ARGV[base]
         redis.call('ZADD', key, ARGV[base + 1], ARGV[base + 2])
-        touched[key] = {v, ARGV[base]}
+        touched[key] = {v, spec[v][2] .. ARGV[base]}
       end
     end
   elseif redis.call('HGET', seen, id) == token then
@@ -103,37 +112,52 @@ while at <= #ARGV do
 end
 for key, where in pairs(touched) do
   local s = spec[where[1]]
-  trim(key, s[2], where[2], s[3], s[4])
+  trim(key, where[2], s[3], s[4])
 end
 return out
 """
 )
 
-# Events loaded from the offline log (materialization): ARGV: zset prefix, marks hash,
-# retention, cap, then per entity: entity key, watermark ('' when the log has nothing older),
-# count, then count pairs of (score, member). Existing members stay: loading merges.
-LOAD = (
+# Claims alone (a cluster's first step). KEYS: the seen hash. ARGV: token, then ids. Returns
+# per id 1 (new), 2 (claimed before by this token), 0 (duplicate), as APPLY does.
+CLAIM = """
+local out = {}
+for i = 2, #ARGV do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) == 1 then
+    out[i - 1] = 1
+  elseif redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then
+    out[i - 1] = 2
+  else
+    out[i - 1] = 0
+  end
+end
+return out
+"""
+
+# Events of one entity (a cluster's second step, and loading from the offline log). KEYS: its
+# events, its watermark. ARGV: retention, cap, watermark ('' when none is known), then pairs of
+# (score, member). Existing members stay: adding merges.
+ADD = (
     _TRIM
     + """
-local prefix, marks, retention, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local at, entities = 5, 0
-while at <= #ARGV do
-  local field, floor, count = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
-  local key = prefix .. field
-  for i = 0, count - 1 do
-    redis.call('ZADD', key, ARGV[at + 3 + 2 * i], ARGV[at + 4 + 2 * i])
-  end
-  if floor ~= '' then
-    local old = tonumber(redis.call('HGET', marks, field) or '-1')
-    if tonumber(floor) > old then redis.call('HSET', marks, field, floor) end
-  end
-  trim(key, marks, field, retention, cap)
-  entities = entities + 1
-  at = at + 3 + 2 * count
+local retention, cap, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-return entities
+if floor ~= '' then
+  local old = tonumber(redis.call('GET', KEYS[2]) or '-1')
+  if tonumber(floor) > old then redis.call('SET', KEYS[2], floor) end
+end
+trim(KEYS[1], KEYS[2], retention, cap)
+return 1
 """
 )
+
+
+def tagged(entity: bytes) -> bytes:
+    """An entity's part of its window keys: a hash tag of the entity, then the entity, so that its
+    events and its watermark are in one Redis Cluster slot (one script may change both)."""
+    return b"{%08x}" % zlib.crc32(entity) + entity
 
 
 @dataclass(frozen=True)
@@ -148,14 +172,20 @@ class WindowKeys:
         return f"fsml:{self.project}:window:{self.view}:".encode()
 
     @property
-    def marks(self) -> bytes:
-        return f"fsml:{self.project}:window-complete:{self.view}".encode()
+    def mark_prefix(self) -> bytes:
+        return f"fsml:{self.project}:window-complete:{self.view}:".encode()
 
-    def read(self, entity: bytes, t: int, limit: int) -> list[bytes]:
-        """The two commands of one request: events before ``t``, newest first, and the
-        watermark."""
-        events = pack(b"ZREVRANGEBYSCORE", self.prefix + entity, b"(%d" % t, b"-inf", b"LIMIT", b"0", b"%d" % limit)
-        return [events, pack(b"HGET", self.marks, entity)]
+    def keys(self, entity: bytes) -> tuple[bytes, bytes]:
+        """The entity's events and watermark (the time from which its events are complete)."""
+        tag = tagged(entity)
+        return self.prefix + tag, self.mark_prefix + tag
+
+    def read(self, entity: bytes, t: int, limit: int) -> tuple[list[bytes], tuple[bytes, bytes]]:
+        """The two commands of one request, events before ``t``, newest first, and the
+        watermark; and their keys."""
+        events, mark = self.keys(entity)
+        commands = [pack(b"ZREVRANGEBYSCORE", events, b"(%d" % t, b"-inf", b"LIMIT", b"0", b"%d" % limit)]
+        return [*commands, pack(b"GET", mark)], (events, mark)
 
 
 def seen_key(project: str, source: str) -> bytes:
@@ -169,12 +199,12 @@ def apply_arguments(
     online: bool,
     views: Sequence[tuple[WindowKeys, int, int]],  # (keys, retention µs, cap)
     ids: Sequence[bytes],
-    events: Sequence[Sequence[tuple[bytes, int, bytes]]],  # per view, per row: (entity, score, member)
+    events: Sequence[Sequence[tuple[bytes, int, bytes]]],  # per view, per row: (tagged entity, score, member)
 ) -> list[bytes]:
     """The ``APPLY`` script's arguments for a batch of rows."""
     args = [seen, token, b"1" if online else b"0", b"%d" % len(views)]
     for keys, retention, cap in views:
-        args += [keys.prefix, keys.marks, b"%d" % retention, b"%d" % cap]
+        args += [keys.prefix, keys.mark_prefix, b"%d" % retention, b"%d" % cap]
     for i, row_id in enumerate(ids):
         args.append(row_id)
         if online:
@@ -196,7 +226,7 @@ def load_from_log(
 ) -> int:
     """Load each entity's events before ``end`` (µs) from the offline log, as pushes would have
     left them: those within ``retention`` of its newest event, plus the newest one before that.
-    Returns the number of entities loaded. ``client`` is a redis-py client."""
+    Returns the number of entities loaded. ``client`` is a redis-py client (or cluster client)."""
     if not files:
         return 0
     keys = ", ".join(quote_name(k) for k in view.join_keys)
@@ -223,12 +253,14 @@ def load_from_log(
     loaded = 0
     items = list(entities.items())
     for start in range(0, len(items), batch):
-        args: list[bytes] = [keys_of.prefix, keys_of.marks, b"%d" % retention, b"%d" % cap]
+        # one script per entity on its own slot, pipelined (redis-py groups a cluster's by node)
+        pipe = client.pipeline(transaction=False)
         for entity, indices in items[start : start + batch]:
             first = indices[0]
             floor = b"%d" % columns["__anchor"][first] if columns["__older"][first] else b""
-            args += [entity, floor, b"%d" % len(indices)]
+            args: list[bytes] = [b"%d" % retention, b"%d" % cap, floor]
             for i in indices:
                 args += [b"%d" % columns["__ts"][i], members[i]]
-        loaded += client.eval(LOAD, 0, *args)
+            pipe.execute_command("EVAL", ADD, 2, *keys_of.keys(entity), *args)
+        loaded += sum(pipe.execute())
     return loaded

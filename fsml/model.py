@@ -2,9 +2,11 @@
 
 The sidecar (``ModelCard``) records what is needed to use the booster without the training code:
 the feature service, the feature order and types with the vocabularies of categorical features,
-the decision threshold, the training window, the test metrics and reference statistics of every
-feature and of the score for the monitor. ``FeatureEncoder`` turns feature values into the
-booster's input the same way for a training set, a batch file and a single request.
+the decision threshold, the training window, the test metrics, reference statistics of every
+feature and of the score for the monitor, the score calibration (for performance estimates before
+labels), the test window's decision rate and upper tail, and per-segment references.
+``FeatureEncoder`` turns feature values into the booster's input the same way for a training
+set, a batch file and a single request.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 BOOSTER_FILE = "model.lgb.txt"
@@ -75,6 +79,9 @@ class ModelCard(BaseModel):
     reference: dict[str, dict[str, Any]] = Field(default_factory=dict)
     score_reference: dict[str, Any] = Field(default_factory=dict)
     data_fingerprint: str = ""
+    calibration: dict[str, Any] = Field(default_factory=dict)  # fsml.calibration, fitted on validation
+    score_tail: dict[str, Any] = Field(default_factory=dict)  # decision rate and upper tail, test window
+    segments: dict[str, Any] = Field(default_factory=dict)  # segment column -> value -> references
 
     @property
     def columns(self) -> list[str]:
@@ -102,8 +109,10 @@ class FeatureEncoder:
     def categorical_indices(self) -> list[int]:
         return [i for i, f in enumerate(self.features) if f.dtype == "string"]
 
-    def frame(self, df: pd.DataFrame) -> np.ndarray:
-        """Encode a DataFrame holding every feature column."""
+    def frame(self, df: pd.DataFrame | pa.Table) -> np.ndarray:
+        """Encode a DataFrame or an Arrow table holding every feature column."""
+        if isinstance(df, pa.Table):
+            return self.arrow(df)
         out = np.empty((len(df), len(self.columns)), dtype=np.float64)
         for i, column in enumerate(self.columns):
             codes = self._codes.get(column)
@@ -111,6 +120,23 @@ class FeatureEncoder:
                 out[:, i] = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             else:
                 out[:, i] = df[column].map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def arrow(self, table: pa.Table) -> np.ndarray:
+        """The same matrix from Arrow columns, without a DataFrame: numbers cast to float64
+        (nulls become NaN), strings looked up in the vocabulary by ``index_in``."""
+        out = np.empty((table.num_rows, len(self.columns)), dtype=np.float64)
+        for i, column in enumerate(self.columns):
+            values = table[column]
+            codes = self._codes.get(column)
+            if codes is None and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+                values = pc.cast(values, pa.float64())
+            elif codes is None:  # booleans, text holding numbers: pandas' coercion, as for a frame
+                values = pa.array(pd.to_numeric(values.to_pandas(), errors="coerce"), pa.float64(), from_pandas=True)
+            else:
+                vocabulary = pa.array(list(codes), pa.string())
+                values = pc.cast(pc.index_in(pc.cast(values, pa.string()), value_set=vocabulary), pa.float64())
+            out[:, i] = values.to_numpy(zero_copy_only=False)  # nulls of a float column are NaN
         return out
 
     def row(self, values: Mapping[str, Any]) -> list[float]:

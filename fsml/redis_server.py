@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -63,11 +64,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher, as Redis 6 fixes it) is free too."""
+    for port in random.Random().sample(range(20_000, 55_535), 200):
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise FsmlError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None, persist: bool = False) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, persist: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
+        self.extra = extra
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,6 +116,7 @@ class RedisServer:
             "--daemonize",
             "no",
             *save,
+            *self.extra,
         ]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_ready(timeout)
@@ -119,6 +141,10 @@ class RedisServer:
         self.stop()
         raise FsmlError(f"redis-server did not answer on port {self.port} within {timeout:.0f} s")
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         if self._process is None:
             return
@@ -131,13 +157,78 @@ class RedisServer:
         self._process = None
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown save, as a crash would leave the files."""
+        """SIGKILL: no shutdown save, as a crash would leave the files (and no goodbye to a cluster)."""
         if self._process is not None:
             self._process.kill()
             self._process.wait()
             self._process = None
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisCluster:
+    """A Redis Cluster on loopback: ``masters`` masters with ``replicas`` replicas each, one
+    ``redis-server`` per node, created by ``redis-cli --cluster create``; for the tests, the
+    benchmarks and trying ``FSML_REDIS_TYPE=redis_cluster`` on one machine. A short node timeout
+    makes a replica take over within a couple of seconds of its master dying."""
+
+    def __init__(self, directory: Path, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000) -> None:
+        cluster = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                   "--cluster-node-timeout", str(node_timeout_ms))  # fmt: skip
+        self.replicas = replicas
+        self.nodes = [
+            RedisServer(directory / f"node-{i}", free_cluster_port(), persist=True, extra=cluster)
+            for i in range(masters * (1 + replicas))
+        ]
+
+    @property
+    def url(self) -> str:
+        """Any node names the cluster; the first one is as good as another."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 60.0) -> RedisCluster:
+        """A new cluster: the nodes' files of an earlier one are removed first."""
+        for node in self.nodes:
+            shutil.rmtree(node.directory, ignore_errors=True)
+            node.start()
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        command = [server_binary("redis-cli"), "--cluster", "create", *addresses,
+                   "--cluster-replicas", str(self.replicas), "--cluster-yes"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            self.stop()
+            raise FsmlError(f"redis-cli --cluster create failed: {(done.stdout + done.stderr).strip()[-500:]}")
+        self.wait_ok(timeout)
+        return self
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every running node sees the cluster as whole (all slots served)."""
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                states = [
+                    redis.Redis(port=n.port, socket_timeout=1).cluster("info")["cluster_state"]
+                    for n in self.nodes
+                    if n.running
+                ]
+                if all(state == "ok" for state in states):
+                    return
+            except (redis.RedisError, OSError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise FsmlError(f"Redis Cluster not ok within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -5,8 +5,9 @@ fsml takes a repo as it is, wherever the command runs. Its ``feature_store.yaml`
 
 - the project is the repo's own name with the environment as a suffix (``drivers`` becomes
   ``drivers_dev``), so dev, staging and prod never share registry objects or Redis keys;
-- the online store is the platform's Redis (``REDIS_URL``), whatever the repo names (the
-  scoring service reads Feast's Redis layout directly); a Redis store's own options are kept;
+- the online store is the platform's Redis (``REDIS_URL``, a Redis Cluster when
+  ``FSML_REDIS_TYPE=redis_cluster``), whatever the repo names (the scoring service reads
+  Feast's Redis layout directly); a Redis store's own options are kept;
 - a file-based offline store (Feast's default ``file``, ``dask`` or ``duckdb``) becomes fsml's
   DuckDB store, and the ``local`` batch engine fsml's engine: same semantics, faster paths;
 - relative paths (registry, sources) resolve against the repo's directory, as Feast resolves
@@ -88,7 +89,7 @@ def effective_config(settings: Settings) -> dict[str, Any]:
     raw = raw_config(repo, settings.feast_environ())
     raw["project"] = settings.feast_project
     raw["registry"] = _registry(raw.get("registry"), repo)
-    raw["online_store"] = _online_store(raw.get("online_store"), settings.redis_url)
+    raw["online_store"] = _online_store(raw.get("online_store"), settings.redis_url, settings.redis_type)
     offline = raw.get("offline_store")
     offline_type = offline.get("type") if isinstance(offline, dict) else offline
     if offline_type in FILE_OFFLINE_STORES:
@@ -111,11 +112,13 @@ def _registry(registry: Any, repo: Path) -> Any:
     return config
 
 
-def _online_store(online: Any, redis_url: str) -> dict[str, Any]:
-    """The platform's Redis; a Redis store's own options (key TTL, dedup) are kept."""
+def _online_store(online: Any, redis_url: str, redis_type: str) -> dict[str, Any]:
+    """The platform's Redis (one server, or a Redis Cluster with ``FSML_REDIS_TYPE``); a Redis
+    store's own options (key TTL, dedup) are kept."""
     keep = dict(online) if isinstance(online, dict) and online.get("type") in REDIS_STORES else {}
-    keep.pop("redis_type", None)  # fsml serves from one Redis at REDIS_URL
-    return {**keep, "type": ONLINE, "connection_string": redis_url}
+    keep.pop("redis_type", None)  # the platform's setting decides, for Feast and the serving client alike
+    cluster = {"redis_type": redis_type} if redis_type != "redis" else {}
+    return {**keep, "type": ONLINE, "connection_string": redis_url, **cluster}
 
 
 def open_store(settings: Settings) -> FeatureStore:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
 Environment = Literal["dev", "staging", "prod"]
 MissingDecision = Literal["review", "flag", "pass"]
@@ -40,6 +41,23 @@ class Settings(BaseSettings):
     )
     mlflow_tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: a SQLite store under FSML_HOME."
+    )
+    redis_type: Literal["redis", "redis_cluster"] = Field(
+        "redis", description="Feast's redis_type: REDIS_URL names the server, or any node of a Redis Cluster."
+    )
+
+    # Where batch work runs (feature build, training sets, training, batch scoring).
+    engine: Literal["local", "ray"] = Field("local", description="local: this process; ray: Ray tasks.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "FSML_RAY_ADDRESS"),
+        description="A running Ray cluster (ray://host:10001 or host:6379); default: a local Ray.",
+    )
+    ray_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray; default: all of them.")
+    ray_task_retries: int = Field(3, ge=0, description="Retries of a Ray task whose worker died.")
+    ray_train_workers: int = Field(2, gt=0, description="LightGBM workers of a distributed training.")
+    partition_rows: int = Field(
+        250_000, gt=0, description="Entity rows per partition of a distributed training-set join."
     )
 
     # Training: windows are counted back from the as-of time; they shrink to fit a shorter
@@ -73,6 +91,17 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+
+    # Safe deployment: the challenger beside the champion (serving.challenger).
+    shadow_fraction: float = Field(0.0, ge=0, le=1, description="Share of rows the challenger scores in shadow.")
+    shadow_queue_rows: int = Field(10_000, gt=0, description="Shadow rows waiting at most; more are dropped.")
+    canary_fraction: float = Field(0.0, ge=0, le=1, description="Share of entities the challenger answers.")
+    canary_min_rows: int = Field(200, gt=0, description="Canary rows before its health is judged.")
+    canary_max_error_rate: float = Field(0.01, ge=0, le=1, description="Challenger failures that roll it back.")
+    canary_max_p99_ms: float = Field(25.0, gt=0, description="Challenger scoring p99 that rolls it back.")
+    canary_max_score_distance: float = Field(
+        1.0, gt=0, description="Challenger vs champion scores on the same rows, in champion score std."
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="Logs of the long-running processes (serve, monitor watch): JSON lines or text."
     )
@@ -105,11 +134,20 @@ class Settings(BaseSettings):
     # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
     monitor_window_days: float = Field(7.0, gt=0, description="Days of traffic the monitor reads.")
     monitor_min_rows: int = Field(1_000, ge=1, description="Fewer rows give no drift verdict: too noisy.")
+    monitor_min_hours: float = Field(
+        24.0, ge=1, description="A shorter span of traffic gives no verdict: features follow the daily cycle."
+    )
+    monitor_segment_min_rows: int = Field(1_000, ge=1, description="Rows a segment needs in the window.")
+    drift_segment_factor: float = Field(1.5, ge=1, description="Drift thresholds inside a segment, times the whole's.")
     drift_psi: float = Field(0.2, gt=0)
     drift_wasserstein: float = Field(0.1, gt=0, description="In reference standard deviations.")
     drift_js: float = Field(0.1, gt=0, le=1)
     drift_null_rate: float = Field(0.05, gt=0, le=1)
     drift_out_of_range: float = Field(0.05, gt=0, le=1)
+    drift_scale_ratio: float = Field(5.0, gt=1, description="Every decile moved this factor: a unit change.")
+    drift_stuck_share: float = Field(0.95, gt=0.5, le=1, description="One value in this share: stuck.")
+    drift_tail_ratio: float = Field(1.5, gt=1, description="Decision rate or top-1% share moved this factor.")
+    drift_tail_z: float = Field(3.0, gt=0, description="... and by this many (entity-clustered) std errors.")
     drift_score_wasserstein: float = Field(0.1, gt=0, description="Score drift, in reference std.")
     drift_min_features: int = Field(1, ge=1, description="Drifted features that mean drift.")
     drift_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -163,6 +201,12 @@ class Settings(BaseSettings):
         return url
 
     @model_validator(mode="after")
+    def _cluster_database(self) -> Settings:
+        if self.redis_type == "redis_cluster" and (parse_url(self.redis_url).get("db") or 0) != 0:
+            raise ValueError("REDIS_URL: a Redis Cluster has only database 0")
+        return self
+
+    @model_validator(mode="after")
     def _feature_repo_exists(self) -> Settings:
         if not (self.feature_repo / "feature_store.yaml").is_file():
             raise ValueError(f"feature_repo {self.feature_repo} has no feature_store.yaml")
@@ -198,6 +242,11 @@ class Settings(BaseSettings):
     @property
     def prediction_log_dir(self) -> Path:
         return self.home / "logs" / "predictions" / self.env / self.feature_service
+
+    @property
+    def challenger_log_dir(self) -> Path:
+        """Rows the challenger scored live (shadow or canary), beside the champion's score."""
+        return self.prediction_log_dir / "challenger"
 
     @property
     def monitoring_dir(self) -> Path:

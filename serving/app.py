@@ -17,7 +17,7 @@ from fsml.serving.errors import validation_errors
 from fsml.serving.fastpath import PredictFastPath
 from fsml.serving.metrics import Metrics, MetricsMiddleware
 from fsml.serving.push import ingestor
-from fsml.serving.redis_client import RedisClient
+from fsml.serving.redis_cluster import online_client
 from fsml.serving.routes import admin, health, predict, push
 from fsml.serving.schemas import request_model, response_model
 from fsml.serving.state import ModelSlot, ServiceState, redis_client
@@ -88,6 +88,7 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metric
             if pushes is not None:
                 pushes.cancel()
                 await state.ingestor.redis.aclose()  # type: ignore[union-attr]
+            state.close_challengers()
             await asyncio.to_thread(state.close_prediction_logs)
             await state.redis.aclose()
 
@@ -113,7 +114,7 @@ def open_pushes(state: ServiceState, store: object) -> None:
     try:
         # Its own connection and timeout: a push waits for Redis's fsync, and must not hold up
         # (or share the read timeout of) the prediction reads multiplexed on the other one.
-        writes = RedisClient(state.settings.redis_url, timeout=state.settings.push_timeout_ms / 1000, connections=1)
+        writes = online_client(state.settings, timeout_ms=state.settings.push_timeout_ms, connections=1)
         state.ingestor = ingestor(state.settings, writes, store)
     except FsmlError as exc:
         state.push_error = exc.message

@@ -183,7 +183,8 @@ class OnlineReader:
         )
         # readiness: one HMGET of the views' markers (fsml.stores.redis)
         views = [v.encode() for v in self.views]
-        self.marker_payload = pack(b"HMGET", marker_key(project), *views) if views else None
+        self.marker_key = marker_key(project)
+        self.marker_payload = pack(b"HMGET", self.marker_key, *views) if views else None
         # The request's time field is when the request happens: freshness is judged against it,
         # and it defaults to now.
         legacy = [i.name for i in card.inputs if i.kind == "request" and i.dtype == "timestamp"]
@@ -253,21 +254,27 @@ class OnlineReader:
         """The HMGETs for ``rows``, entity by entity, row by row."""
         return [(self.redis_key(e, row), e.fields) for row in rows for e in self.entities]
 
-    def payload(self, rows: Sequence[Mapping[str, Any]], now: datetime | None = None) -> tuple[bytes, int]:
-        """The HMGETs of ``commands(rows)`` as one RESP payload (field arguments packed once per
-        model), then per row the reads of its window views at the row's time."""
-        parts = []
+    def requests(
+        self, rows: Sequence[Mapping[str, Any]], now: datetime | None = None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The HMGETs of ``commands(rows)`` in RESP (field arguments packed once per model), then
+        per row the reads of its window views at the row's time; and each command's key, which a
+        Redis Cluster client routes by."""
+        parts, keys = [], []
         for row in rows:
             for e in self.entities:
                 key = self.redis_key(e, row)
+                keys.append(key)
                 parts.append(
                     b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (len(e.fields) + 2, len(key), key, e.packed_fields)
                 )
             if self.windows:
                 t = micros(self._time(row, now))
                 for w in self.windows:
-                    parts += w.keys.read(w.view.entity(row), t, self.max_events)
-        return b"".join(parts), len(rows) * self.per_row
+                    commands, routes = w.keys.read(w.view.entity(row), t, self.max_events)
+                    parts += commands
+                    keys += routes
+        return parts, keys
 
     def _time(self, row: Mapping[str, Any], now: datetime | None) -> datetime:
         at = row.get(self.time_field) if self.time_field else None

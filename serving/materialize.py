@@ -33,7 +33,7 @@ from fsml.features.sources import Repo, load_repo
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
 from fsml.settings import Settings
-from fsml.stores.redis import KEYS_FIELD, count_keys, mark_views, marker_key, read_marks
+from fsml.stores.redis import KEYS_FIELD, count_keys, mark_views, marker_key, read_marks, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def materialize(
 
 
 def _redis(settings: Settings) -> Any:
-    import redis
-
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=30)
+    return sync_client(settings.redis_url, settings.redis_type, socket_timeout=30)
 
 
 def _lost(client: Any, project: str, views: list[str]) -> dict[str, str]:
@@ -166,7 +164,7 @@ def load_windows(settings: Settings, repo: Repo, end: datetime, progress: Progre
     from fsml.features.eventlog import EventLog
     from fsml.features.window_store import load_from_log
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
+    client = sync_client(settings.redis_url, settings.redis_type, socket_timeout=60)
     lateness = int(settings.window_lateness_hours * 3_600_000_000)
     loaded = {}
     try:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from fsml.features.ingest import Ingestor, Policy
 from fsml.features.sources import Repo, load_repo
 from fsml.serving.redis_client import RedisClient
+from fsml.serving.redis_cluster import ClusterClient, online_client
 
 from fsml.errors import FsmlError
 from fsml.featurestore import open_store
@@ -36,7 +37,9 @@ def policy(settings: Settings) -> Policy:
     )
 
 
-def ingestor(settings: Settings, redis: RedisClient, store: Any | None = None, repo: Repo | None = None) -> Ingestor:
+def ingestor(
+    settings: Settings, redis: RedisClient | ClusterClient, store: Any | None = None, repo: Repo | None = None
+) -> Ingestor:
     """Reads the registry once: the push schemas and window views of the repo."""
     return Ingestor(repo or load_repo(store or open_store(settings)), redis, policy(settings))
 
@@ -85,7 +88,7 @@ def push_file(
 async def _push_chunks(
     settings: Settings, repo: Repo, source: str, table: pa.Table, offline: bool, size: int, note: Progress
 ) -> dict[str, Any]:
-    redis = RedisClient(settings.redis_url, timeout=settings.push_timeout_ms / 1000, connections=1)
+    redis = online_client(settings, timeout_ms=settings.push_timeout_ms, connections=1)
     try:
         ingest = ingestor(settings, redis, repo=repo)
         recovered = await ingest.recover()

@@ -77,10 +77,15 @@ def _expire(future: asyncio.Future) -> None:
 
 
 class RedisClient:
-    def __init__(self, url: str, timeout: float = 0.5, connections: int = 2) -> None:
+    cluster = False  # one server (``serving.redis_cluster.ClusterClient`` for a cluster)
+
+    def __init__(
+        self, url: str, timeout: float = 0.5, connections: int = 2, node: tuple[str, int] | None = None
+    ) -> None:
+        """A client of the server in ``url``, or of ``node`` (host, port) with the URL's credentials."""
         options = parse_url(url)
-        self.host = options.get("host", "localhost")
-        self.port = int(options.get("port", 6379))
+        self.host = node[0] if node else options.get("host", "localhost")
+        self.port = node[1] if node else int(options.get("port", 6379))
         self.db = int(options.get("db", 0) or 0)
         self.username = options.get("username")
         self.password = options.get("password")
@@ -118,26 +123,45 @@ class RedisClient:
                     raise ConnectionError(f"Redis refused the connection set-up: {reply}")
         return protocol
 
-    async def _call(self, payload: bytes, expected: int) -> list[Any]:
+    async def _call(self, payload: bytes, expected: int, reply_errors: bool = False) -> list[Any]:
+        """The replies of ``expected`` commands; an error reply raises unless ``reply_errors``
+        (a cluster client reads MOVED and ASK replies itself)."""
+        return await self.collect(await self.submit(payload, expected), reply_errors)
+
+    async def submit(self, payload: bytes, expected: int) -> asyncio.Future:
+        """Send ``payload`` now; its replies arrive in the returned future (see ``collect``),
+        so that a caller can send to several servers before it waits for any."""
         try:
             protocol = await self._connection()
-            future = protocol.send(payload, expected)
-            # A timer rather than asyncio.wait_for, which wraps every call in a task.
-            timer = asyncio.get_running_loop().call_later(self.timeout, _expire, future)
-            try:
-                replies = await future
-            finally:
-                timer.cancel()
         except (TimeoutError, OSError) as exc:
-            raise ConnectionError(f"Redis at {self.host}:{self.port} unavailable: {exc or type(exc).__name__}") from exc
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                raise ConnectionError(f"Redis error: {reply}")
+            raise self._unavailable(exc) from exc
+        future = protocol.send(payload, expected)
+        # A timer rather than asyncio.wait_for, which wraps every call in a task.
+        timer = asyncio.get_running_loop().call_later(self.timeout, _expire, future)
+        future.add_done_callback(lambda _: timer.cancel())
+        return future
+
+    async def collect(self, future: asyncio.Future, reply_errors: bool = False) -> list[Any]:
+        try:
+            replies = await future
+        except (TimeoutError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        if not reply_errors:
+            for reply in replies:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise ConnectionError(f"Redis error: {reply}")
         return replies
 
-    async def send_payload(self, payload: bytes, commands: int) -> list[Any]:
+    def _unavailable(self, exc: BaseException) -> ConnectionError:
+        return ConnectionError(f"Redis at {self.host}:{self.port} unavailable: {exc or type(exc).__name__}")
+
+    async def send_payload(self, payload: bytes, commands: int, reply_errors: bool = False) -> list[Any]:
         """Replies of ``commands`` commands already encoded as one RESP ``payload``."""
-        return await self._call(payload, commands)
+        return await self._call(payload, commands, reply_errors)
+
+    async def execute(self, commands: list[bytes], keys: list[bytes]) -> list[Any]:
+        """Replies of RESP-encoded ``commands`` (on ``keys``), pipelined."""
+        return await self._call(b"".join(commands), len(commands))
 
     async def ping(self) -> bool:
         return (await self._call(pack(b"PING"), 1))[0] in (b"PONG", "PONG")

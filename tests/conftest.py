@@ -20,7 +20,7 @@ import pytest
 from fsml.examples.fraud.synthetic import GeneratorConfig
 
 import fsml  # noqa: F401  (turns off typeguard before Feast is imported)
-from fsml.redis_server import RedisServer
+from fsml.redis_server import RedisCluster, RedisServer
 from fsml.settings import Settings
 
 END = date(2026, 11, 1)
@@ -78,10 +78,63 @@ def make_settings(home: Path, redis_url: str = "redis://127.0.0.1:6379/0", **ove
     return Settings(home=home, redis_url=redis_url, mlflow_tracking_uri=None, **{**TEST_SETTINGS, **overrides})
 
 
+def redis_contents(client: Any, skip: tuple[bytes, ...] = ()) -> dict[bytes, object]:
+    """Every key of one Redis server and its value, but those starting with ``skip``: Feast's
+    hashes, the window views' event sets (with scores) and watermarks."""
+    read = {
+        b"hash": client.hgetall,
+        b"zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        b"string": client.get,
+    }
+    keys = [k for k in client.scan_iter(count=1000) if not (skip and k.startswith(skip))]
+    return {key: read[client.type(key)](key) for key in keys}
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis"), persist=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real 3-master Redis Cluster (redis-server processes, ``redis-cli --cluster create``)."""
+    with RedisCluster(tmp_path_factory.mktemp("redis-cluster"), masters=3) as cluster:
+        yield cluster
+
+
+@dataclass
+class RayCluster:
+    cluster: Any  # ray.cluster_utils.Cluster
+    worker: Any  # the worker node, which a test may kill
+
+    def replace_worker(self) -> None:
+        """A new worker node after a test killed the first one."""
+        self.worker = self.cluster.add_node(**RAY_WORKER)
+        self.cluster.wait_for_nodes()
+
+
+RAY_NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
+RAY_WORKER = {**RAY_NODE, "resources": {"worker_node": 1}}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A Ray cluster of two nodes on this machine, a head and a worker, one CPU each, started
+    once per session: ``FSML_ENGINE=ray`` work in the session runs on it."""
+    pytest.importorskip("ray", reason="the ray extra is not installed (uv sync --extra ray)")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={**RAY_NODE, "include_dashboard": False})
+    worker = cluster.add_node(**RAY_WORKER)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        yield RayCluster(cluster, worker)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 @dataclass

@@ -27,6 +27,9 @@ from fsml.tables import parquet_files
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from fsml.settings import Settings
+    from fsml.stores.partition import KeyRange
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
@@ -39,28 +42,17 @@ def _utc(column: str) -> str:
     return f"{quote_name(column)}::TIMESTAMPTZ"
 
 
-def label_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime | None = None) -> pd.DataFrame:
+def label_rows(
+    spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime | None = None, part: KeyRange | None = None
+) -> pd.DataFrame:
     """The label source's rows with ``start <= time < end``: id, join keys, request fields, the
     request's time field and ``event_timestamp`` (both the row's time). With ``as_of``, only rows
-    whose label is known then, with it as ``label`` (0/1)."""
+    whose label is known then, with it as ``label`` (0/1); with ``part``, only the rows of that
+    key range (``fsml.stores.partition``)."""
     src = spec.label_source
     if not src.exists():
         raise FsmlError(f"label source {src.name!r}: no rows at {src.path}")
-    times = {i.name for i in spec.inputs if i.dtype == "timestamp"}
-    columns = {name: quote_name(name) for name in [src.id, *spec.join_keys, *spec.request_fields]}
-    columns |= {name: _utc(name) for name in times if name in columns}
-    columns[spec.time_field] = columns["event_timestamp"] = _utc(src.timestamp)
-    where = f"{_utc(src.timestamp)} >= $start AND {_utc(src.timestamp)} < $end"
-    params: dict[str, object] = {"start": start, "end": end}
-    if as_of is not None:
-        columns["label"] = f"CAST({quote_name(src.label)} AS BIGINT)"
-        where += f" AND {_utc(src.available_at)} <= $as_of"
-        params["as_of"] = as_of
-    selected = ", ".join(f"{expr} AS {quote_name(name)}" for name, expr in columns.items())
-    query = (
-        f"SELECT {selected} FROM {src.relation()} WHERE {where} "
-        f"ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
-    )
+    query, params = label_query(spec, start, end, as_of, part)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
@@ -77,6 +69,30 @@ def label_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetim
         return con.execute(query, params).df()
     except duckdb.Error as exc:
         raise FsmlError(f"cannot read label source {src.path}: {str(exc).splitlines()[0]}") from None
+
+
+def label_query(
+    spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime | None = None, part: KeyRange | None = None
+) -> tuple[str, dict[str, object]]:
+    """The SQL of ``label_rows`` and its parameters."""
+    src = spec.label_source
+    times = {i.name for i in spec.inputs if i.dtype == "timestamp"}
+    columns = {name: quote_name(name) for name in [src.id, *spec.join_keys, *spec.request_fields]}
+    columns |= {name: _utc(name) for name in times if name in columns}
+    columns[spec.time_field] = columns["event_timestamp"] = _utc(src.timestamp)
+    where = f"{_utc(src.timestamp)} >= $start AND {_utc(src.timestamp)} < $end"
+    params: dict[str, object] = {"start": start, "end": end}
+    if as_of is not None:
+        columns["label"] = f"CAST({quote_name(src.label)} AS BIGINT)"
+        where += f" AND {_utc(src.available_at)} <= $as_of"
+        params["as_of"] = as_of
+    if part is not None:
+        where += f" AND {part.entity_predicate()}"
+    selected = ", ".join(f"{expr} AS {quote_name(name)}" for name, expr in columns.items())
+    query = (
+        f"SELECT {selected} FROM {src.relation()} WHERE {where} ORDER BY {_utc(src.timestamp)}, {quote_name(src.id)}"
+    )
+    return query, params
 
 
 def entity_rows(spec: ServiceSpec, start: datetime, end: datetime, as_of: datetime) -> pd.DataFrame:
@@ -185,26 +201,37 @@ def first_timestamp(spec: ServiceSpec) -> datetime | None:
 
 
 def build_training_set(
-    store: FeatureStore, spec: ServiceSpec, windows: Windows, warmup_days: float = 0.0
+    store: FeatureStore,
+    spec: ServiceSpec,
+    windows: Windows,
+    warmup_days: float = 0.0,
+    settings: Settings | None = None,
 ) -> TrainingSet:
     """Entity rows of the windows with their point-in-time features, split, checked, hashed.
 
     Rows within ``warmup_days`` of the first data are left out: their window features (30 days
     of merchant history, say) are still filling up, so they would teach the model, and give the
-    monitor as a reference, a distribution that live traffic never has.
+    monitor as a reference, a distribution that live traffic never has. With ``settings`` of
+    the Ray engine, the join runs in partitions on the cluster (``fsml.training.partitions``)
+    and gives the same frame.
     """
     start = windows.start
     first = first_timestamp(spec) if warmup_days > 0 else None
     if first is not None:
         start = max(start, first + timedelta(days=warmup_days))
-    entities = entity_rows(spec, start, windows.as_of, windows.as_of)
-    if entities.empty:
+    if settings is not None and settings.engine == "ray":
+        from fsml.training.partitions import partitioned_features
+
+        frame = partitioned_features(settings, spec, start, windows.as_of)
+    else:
+        entities = entity_rows(spec, start, windows.as_of, windows.as_of)
+        frame = labelled_features(store, spec, entities) if len(entities) else entities
+    if frame.empty:
         raise FsmlError(
             f"empty time window: no labelled {spec.label_source.name} rows between "
             f"{windows.start.isoformat()} and {windows.as_of.isoformat()}"
         )
-    log.info("building a training set of %d rows through %s", len(entities), spec.name)
-    frame = labelled_features(store, spec, entities)
+    log.info("built a training set of %d rows through %s", len(frame), spec.name)
     parts = split(frame, windows)
     null_rates = check_training_set(parts, spec)
     columns = [spec.label_source.id, "event_timestamp", *spec.join_keys, "label", *spec.columns]

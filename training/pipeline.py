@@ -24,6 +24,7 @@ from fsml.training.train import TrainConfig, TrainedModel, fit
 from fsml.training.windows import WindowDays, Windows, fit_windows
 
 from fsml import atomic
+from fsml.distributed import engine_session
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
 from fsml.registry import Registered, TrainingRecord, fail_stale_runs, register_training
@@ -76,7 +77,7 @@ def prepare(
     spec = describe_service(store, feature_service)
     days = fit_windows(window_days(settings), first_timestamp(spec), as_of)
     windows = Windows.ending_at(as_of, days.train, days.valid, days.test)
-    return spec, windows, days, build_training_set(store, spec, windows, days.warmup)
+    return spec, windows, days, build_training_set(store, spec, windows, days.warmup, settings)
 
 
 def train(
@@ -94,18 +95,20 @@ def train(
     fail_stale_runs(settings)  # a killed training must not stay RUNNING in MLflow
     config = TrainConfig.from_settings(settings)
     progress("training set", 0, config.num_boost_round)
-    with timed(timings, "training_set"):
-        spec, windows, days, training_set = prepare(settings, name, as_of)
-    with timed(timings, "fit"):
-        trained = fit(
-            training_set.parts,
-            spec,
-            windows,
-            config,
-            settings.model_name(name),
-            training_set.fingerprint,
-            on_iteration=lambda done, total: progress("boosting", done, total),
-        )
+    with engine_session(settings):
+        with timed(timings, "training_set"):
+            spec, windows, days, training_set = prepare(settings, name, as_of)
+        with timed(timings, "fit"):
+            trained = fit(
+                training_set.parts,
+                spec,
+                windows,
+                config,
+                settings.model_name(name),
+                training_set.fingerprint,
+                settings,
+                on_iteration=lambda done, total: progress("boosting", done, total),
+            )
     progress("report and registry", config.num_boost_round, config.num_boost_round)
     with timed(timings, "register"), tempfile.TemporaryDirectory() as tmp:
         comparison = champion_comparison(settings, trained, training_set)
@@ -113,7 +116,7 @@ def train(
             settings,
             trained.bundle,
             TrainingRecord(
-                params=_params(config, spec, windows, days),
+                params=_params(config, spec, windows, days) | engine_params(settings),
                 tags=_tags(settings, spec, windows, training_set, reason),
                 artifacts=_write_artifacts(Path(tmp), trained, training_set),
                 datasets=_datasets(spec, training_set),
@@ -188,6 +191,13 @@ def _params(config: TrainConfig, spec: ServiceSpec, windows: Windows, days: Wind
     }
 
 
+def engine_params(settings: Settings) -> dict[str, Any]:
+    """What else decides the model's bytes: the engine and, on Ray, how many workers split the rows."""
+    if settings.engine == "ray":
+        return {"engine": "ray", "ray_train_workers": settings.ray_train_workers}
+    return {"engine": settings.engine}
+
+
 def _tags(
     settings: Settings, spec: ServiceSpec, windows: Windows, training_set: TrainingSet, reason: str
 ) -> dict[str, str]:
@@ -197,6 +207,7 @@ def _tags(
         "fsml.kind": "training",
         "fsml.reason": reason,
         "fsml.env": settings.env,
+        "fsml.engine": settings.engine,
         "feast.project": settings.feast_project,
         "feast.feature_service": spec.name,
         "fsml.data_fingerprint": training_set.fingerprint,

@@ -1,7 +1,9 @@
 """``fsml reproduce RUN_ID``: rebuild a training run from its record and compare the results.
 
 The recorded parameters (feature service, as-of time, windows, LightGBM settings) rebuild the
-training set through Feast and retrain. The run is reproduced when the rebuilt training set has
+training set through Feast and retrain, with the engine that made the run (the tag
+``fsml.engine``: local, or Ray with as many LightGBM workers, since they split the rows); the
+result names that engine. The run is reproduced when the rebuilt training set has
 the recorded fingerprint and the retrained model gives the same test-window predictions; code,
 feature repo and model-byte differences are reported alongside.
 """
@@ -21,6 +23,7 @@ from fsml.training.dataset import Windows, build_training_set
 from fsml.training.train import TrainConfig, fit
 
 from fsml import registry
+from fsml.distributed import engine_session
 from fsml.errors import FsmlError
 from fsml.featurestore import describe_service, open_store
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint, git_state
@@ -43,11 +46,14 @@ def reproduce(settings: Settings, run_id: str) -> dict[str, Any]:
     config = _config(params)
     recorded_predictions = _recorded_predictions(client, run_id)
     recorded_model = _recorded_booster_sha(client, run_id)
+    engine = recorded_engine(settings, params, tags)
     store = open_store(settings)
     spec = describe_service(store, params["feature_service"])
-    training_set = build_training_set(store, spec, windows, float(params.get("feature_warmup_days", 0)))
-    model_name = settings.model_name(spec.name)
-    trained = fit(training_set.parts, spec, windows, config, model_name, training_set.fingerprint)
+    with engine_session(engine):
+        warmup = float(params.get("feature_warmup_days", 0))
+        training_set = build_training_set(store, spec, windows, warmup, engine)
+        model_name = settings.model_name(spec.name)
+        trained = fit(training_set.parts, spec, windows, config, model_name, training_set.fingerprint, engine)
 
     prediction_diff = _prediction_difference(recorded_predictions, trained.test_predictions, spec.label_source.id)
     rebuilt_model = hashlib.sha256(trained.bundle.booster_text.encode()).hexdigest()
@@ -65,10 +71,23 @@ def reproduce(settings: Settings, run_id: str) -> dict[str, Any]:
     identical = checks["data_fingerprint"]["match"] and checks["test_predictions"]["match"]
     return {
         "run_id": run_id,
+        "engine": engine.engine,
+        **({"ray_train_workers": engine.ray_train_workers} if engine.engine == "ray" else {}),
         "identical": identical,
         "differences": [name for name, check in checks.items() if not check["match"]],
         "checks": checks,
     }
+
+
+def recorded_engine(settings: Settings, params: dict[str, str], tags: dict[str, str]) -> Settings:
+    """The settings to rebuild with: the engine that made the run (runs older than the engine
+    tag were local), with as many LightGBM workers on Ray, since they split the rows."""
+    engine = tags.get("fsml.engine", params.get("engine", "local"))
+    update: dict[str, object] = {"engine": engine}
+    if engine == "ray":
+        update["ray_train_workers"] = int(params.get("ray_train_workers", settings.ray_train_workers))
+    log.info("rebuilding run with the %s engine that made it", engine)
+    return settings.model_copy(update=update)
 
 
 def _config(params: dict[str, str]) -> TrainConfig:

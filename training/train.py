@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from fsml.training.dataset import Windows
 from fsml.training.evaluate import calibration, choose_threshold, metrics
+from fsml.training.references import monitor_references
 
 from fsml.featurestore import ServiceSpec
 from fsml.model import (
@@ -85,31 +86,42 @@ def fit(
     config: TrainConfig,
     model_name: str,
     fingerprint: str,
+    engine: Settings | None = None,
     on_iteration: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
     """Train on the train window, stop early on validation, evaluate on the test window;
-    ``on_iteration(done, num_boost_round)`` follows the boosting (a progress bar)."""
+    ``on_iteration(done, num_boost_round)`` follows the boosting (a progress bar).
+
+    With ``engine`` settings of the Ray engine, the trees are grown by LightGBM workers on the
+    cluster (``fsml.training.ray_train``); everything else is the same.
+    """
     features = vocabularies(parts["train"], _feature_infos(spec))
     encoder = FeatureEncoder(features)
     x = {name: encoder.frame(part) for name, part in parts.items()}
     y = {name: part["label"].to_numpy(np.int64) for name, part in parts.items()}
-    train_set = lgb.Dataset(
-        x["train"],
-        y["train"],
-        feature_name=encoder.columns,
-        categorical_feature=encoder.categorical_indices,
-        free_raw_data=False,
-    )
-    valid_set = lgb.Dataset(x["valid"], y["valid"], reference=train_set)
-    booster = lgb.train(
-        config.lgb_params(),
-        train_set,
-        num_boost_round=config.num_boost_round,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False), *_progress(on_iteration)],
-    )
-    best = booster.best_iteration or booster.current_iteration()
-    text = booster.model_to_string(num_iteration=best)
+    options = {"feature_name": encoder.columns, "categorical_feature": encoder.categorical_indices}
+    if engine is not None and engine.engine == "ray":
+        from fsml.training.ray_train import train_on_ray
+
+        data = {name: (x[name], y[name]) for name in ("train", "valid")}
+        text = train_on_ray(
+            engine, config.lgb_params(), data, options, config.num_boost_round, config.early_stopping_rounds
+        )
+        best = lgb.Booster(model_str=text).current_iteration()
+        if on_iteration is not None:  # the workers' rounds are not followed: one step when done
+            on_iteration(best, best)
+    else:
+        train_set = lgb.Dataset(x["train"], y["train"], free_raw_data=False, **options)
+        valid_set = lgb.Dataset(x["valid"], y["valid"], reference=train_set)
+        booster = lgb.train(
+            config.lgb_params(),
+            train_set,
+            num_boost_round=config.num_boost_round,
+            valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False), *_progress(on_iteration)],
+        )
+        best = booster.best_iteration or booster.current_iteration()
+        text = booster.model_to_string(num_iteration=best)
     final = lgb.Booster(model_str=text)
     text = final.model_to_string()  # byte-for-byte what MLflow's lightgbm flavour saves
     scores = {name: final.predict(x[name], num_threads=config.num_threads) for name in parts}
@@ -120,6 +132,7 @@ def fit(
         for key, value in metrics(y[split], scores[split], threshold).items()
     }
     figures |= {"train_rows": float(len(y["train"])), "best_iteration": float(best)}
+    kinds = _kinds(features)
     card = ModelCard(
         model_name=model_name,
         feature_service=spec.name,
@@ -134,9 +147,12 @@ def fit(
         threshold=threshold,
         training_window=windows.describe(),
         metrics=figures,
-        reference=profile_frame(parts["train"], _kinds(features)),
+        reference=profile_frame(parts["train"], kinds),
         score_reference=numeric_profile(scores["train"]),
         data_fingerprint=fingerprint,
+        **monitor_references(
+            parts, scores, threshold, spec.segment_features(), kinds, next(iter(spec.join_keys), None)
+        ),
     )
     test = parts["test"]
     id_col = spec.label_source.id

@@ -12,8 +12,12 @@ directly. The semantics are Feast's, and a differential test checks them on rand
   about 50% more than joining on the event time alone, so a table whose (key, event time) pairs
   are unique, which a duplicate check finds once per file version, joins on the event time;
 - an entity row without such a row gets nulls; output columns are the entity columns followed
-  by the requested features, named ``view__feature`` with full feature names. As with stock
-  Feast, the row order is not the entity frame's: sort on a column of your own.
+  by the requested features, named ``view__feature`` with full feature names. Rows come back in
+  the entity frame's order (stock Feast does not promise an order: code that must work on both
+  sorts on a column of its own).
+
+Each view is joined on its own, from the entity keys and times only, and only the feature rows
+that can matter are read (``fsml.stores.asof``, the retrieval job).
 
 Requests outside that (SQL entity queries, non-file sources, field mappings, the created
 timestamp cut-off) go to Feast's own implementation, reading files as ``fsml.stores.files``
@@ -23,15 +27,9 @@ says (relative paths are the repo's).
 from __future__ import annotations
 
 import logging
-import os
-from datetime import timedelta
-from functools import lru_cache
 from typing import Any, Literal
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from feast.data_format import ParquetFormat
 from feast.infra.offline_stores import ibis as feast_ibis
 from feast.infra.offline_stores import offline_utils
@@ -42,13 +40,12 @@ from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMeta
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.utils import make_df_tzaware
 
-from fsml.errors import OnDemandFailed
+from fsml.stores.asof import AsofRetrievalJob, _unique_events, view_join_keys
 from fsml.stores.files import ibis_options, through_ibis
-from fsml.tables import parquet_files, quote_name, scan
+
+__all__ = ["AsofRetrievalJob", "DuckDBOfflineStore", "DuckDBOfflineStoreConfig", "_unique_events", "view_join_keys"]
 
 log = logging.getLogger(__name__)
-
-FRESH = "__fsml_fresh_"
 
 
 class DuckDBOfflineStoreConfig(_FeastDuckDBConfig):
@@ -67,231 +64,6 @@ def supported(feature_views: list[Any], entity_df: Any, kwargs: dict[str, Any]) 
         if "://" in str(source.path):
             return False
     return True
-
-
-class AsofRetrievalJob(RetrievalJob):
-    def __init__(
-        self,
-        entity_df: pd.DataFrame,
-        timestamp_column: str,
-        views: list[tuple[Any, list[str], list[str]]],  # (view, features, output names)
-        repo_path: str,
-        on_demand_feature_views: list[OnDemandFeatureView],
-        full_feature_names: bool,
-        metadata: RetrievalMetadata | None,
-    ) -> None:
-        self.entity_df = entity_df
-        self.timestamp_column = timestamp_column
-        self.views = views
-        self.repo_path = repo_path
-        self._on_demand_feature_views = on_demand_feature_views
-        self._full_feature_names = full_feature_names
-        self._metadata = metadata
-
-    @property
-    def full_feature_names(self) -> bool:
-        return self._full_feature_names
-
-    @property
-    def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        return self._on_demand_feature_views
-
-    @property
-    def metadata(self) -> RetrievalMetadata | None:
-        return self._metadata
-
-    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
-        return self._to_arrow_internal(timeout).to_pandas()
-
-    def to_df(self, validation_reference: Any = None, timeout: int | None = None) -> pd.DataFrame:
-        """Feast's ``to_df`` without its ``reset_index(drop=True)``: ``to_pandas`` already gives
-        a fresh RangeIndex, and the reset copies every column (0.7 s at 10 million rows)."""
-        return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
-
-    def to_arrow(self, validation_reference: Any = None, timeout: int | None = None) -> pa.Table:
-        """Feast's own on-demand transformation, given only the columns the views read.
-
-        Feast converts the whole table to Python objects for a python-mode view
-        (``to_pydict``); here its logic runs on a table of the views' inputs and the entity
-        columns, and the outputs are appended, which gives the same columns for a fraction of the
-        conversion. Each view runs on its own, so a failure in a user's function names the view.
-        """
-        if validation_reference is not None or not self.on_demand_feature_views:
-            return super().to_arrow(validation_reference=validation_reference, timeout=timeout)
-        table = self._to_arrow_internal(timeout)
-        wanted = self._odfv_inputs() | set(self.entity_df.columns)
-        inputs = [c for c in table.column_names if c in wanted]
-        narrow = table.select(inputs)
-        for odfv in self.on_demand_feature_views:
-            try:
-                transformed = RetrievalJob.to_arrow(_TableJob(narrow, self, [odfv]))
-            except Exception as exc:  # the user's function: say which view failed
-                raise OnDemandFailed(odfv.name, exc) from exc
-            for name in transformed.column_names:
-                if name not in inputs and name not in table.column_names:
-                    table = table.append_column(name, transformed[name])
-        return table
-
-    def _odfv_inputs(self) -> set[str]:
-        names: set[str] = set()
-        for odfv in self.on_demand_feature_views:
-            for projection in odfv.source_feature_view_projections.values():
-                for feature in projection.features:
-                    names |= {feature.name, f"{projection.name}__{feature.name}"}
-            for source in odfv.source_request_sources.values():
-                names |= {f.name for f in source.schema}
-        return names
-
-    def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("fsml_entities", _utc_columns(pa.Table.from_pandas(self.entity_df, preserve_index=False)))
-        return self._expire(con.sql(self.query(list(self.entity_df.columns))).to_arrow_table())
-
-    def query(self, entity_columns: list[str]) -> str:
-        ts = quote_name(self.timestamp_column)
-        selected = [f"e.{quote_name(c)}" for c in entity_columns]
-        ctes = [
-            f"e AS (SELECT *, {ts}::TIMESTAMPTZ AS __fsml_ts, "
-            f"{{'t': {ts}::TIMESTAMPTZ, 'c': 'infinity'::TIMESTAMPTZ}} AS __fsml_pair FROM fsml_entities)"
-        ]  # DuckDB drops __fsml_pair when no join uses it
-        joins = []
-        for index, (view, features, names) in enumerate(self.views):
-            alias = f"v{index}"
-            rows, paired = self._view_rows(view, features)
-            ctes.append(f"{alias} AS ({rows})")
-            keys = _join_keys(view)
-            on = " AND ".join(f"e.{quote_name(ours)} = {alias}.{quote_name(theirs)}" for theirs, ours in keys)
-            at = f"e.__fsml_pair >= {alias}.__fsml_pair" if paired else f"e.__fsml_ts >= {alias}.__fsml_event"
-            joins.append(f"ASOF LEFT JOIN {alias} ON {on} AND {at}")
-            selected += [f"{alias}.{quote_name(f)} AS {quote_name(n)}" for f, n in zip(features, names, strict=True)]
-            if _ttl_micros(view.ttl) is not None:
-                selected.append(f"e.__fsml_ts <= {alias}.__fsml_expires AS {FRESH}{index}")
-        return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM e {' '.join(joins)}"
-
-    def _expire(self, table: pa.Table) -> pa.Table:
-        """Null the features of rows older than their view's TTL, then drop the freshness columns.
-
-        One comparison per row and view in SQL, then each feature's validity bitmap is ANDed
-        with it: a ``CASE`` per feature column in SQL copied every value (80 ms at 1M rows).
-        """
-        for index, (_, _, names) in enumerate(self.views):
-            flag = f"{FRESH}{index}"
-            if flag not in table.column_names:
-                continue
-            fresh = table[flag]
-            for name in names:
-                position = table.column_names.index(name)
-                table = table.set_column(position, name, _null_unless(table[name], fresh))
-            table = table.drop_columns([flag])
-        return table
-
-    def _view_rows(self, view: Any, features: list[str]) -> tuple[str, bool]:
-        """The view's rows for the join, and whether they are keyed by (event, created).
-
-        With that pair the ASOF join picks the latest event at or before the entity row and,
-        among equal events, the latest created (a row without a created time loses, as it sorts
-        last in Feast's ordering). Without a created column, or when no two rows share a key
-        and an event time, the event time alone gives the same rows. With a TTL, each row
-        carries the time it expires: computed on the feature rows, usually far fewer than the
-        entity rows, it makes the freshness test a comparison of two columns.
-        """
-        source = view.batch_source
-        path = FileSource.get_uri_for_file_path(self.repo_path, source.path)
-        event, created = source.timestamp_field, source.created_timestamp_column
-        keys = [table_col for table_col, _ in _join_keys(view)]
-        columns = ", ".join([*(quote_name(k) for k in keys), *(quote_name(f) for f in features)])
-        rows = f"SELECT {columns}, {quote_name(event)}::TIMESTAMPTZ AS __fsml_event"
-        ttl = _ttl_micros(view.ttl)
-        if ttl is not None:
-            rows += f", {quote_name(event)}::TIMESTAMPTZ + INTERVAL {ttl} MICROSECONDS AS __fsml_expires"
-        paired = bool(created) and not _unique_events(path, tuple(keys), event)
-        if paired:
-            made = f"coalesce({quote_name(created)}::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
-            pair = f"{{'t': {quote_name(event)}::TIMESTAMPTZ, 'c': {made}}}"
-            rows += f", {pair} AS __fsml_pair"
-        return f"{rows} FROM {scan(path)}", paired
-
-    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
-        raise NotImplementedError("saved datasets are not supported by the ASOF path; use stock Feast")
-
-
-class _TableJob(RetrievalJob):
-    """An already computed table, with the names and metadata of ``parent`` and some of its ODFVs."""
-
-    def __init__(self, table: pa.Table, parent: AsofRetrievalJob, odfvs: list[OnDemandFeatureView]) -> None:
-        self.table = table
-        self.parent = parent
-        self.odfvs = odfvs
-
-    @property
-    def full_feature_names(self) -> bool:
-        return self.parent.full_feature_names
-
-    @property
-    def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        return self.odfvs
-
-    @property
-    def metadata(self) -> RetrievalMetadata | None:
-        return self.parent.metadata
-
-    def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
-        return self.table
-
-    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
-        return self.table.to_pandas()
-
-    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
-        raise NotImplementedError
-
-
-def _unique_events(path: str, keys: tuple[str, ...], event: str) -> bool:
-    """Whether no two rows of the table share their keys and event time (checked once per
-    version of its files: their names, sizes and modification times)."""
-    try:
-        version = tuple((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in parquet_files(path))
-    except OSError:  # changed while we looked: no version to remember, so join on the pair
-        return False
-    return bool(version) and _unique_events_of(path, version, keys, event)
-
-
-@lru_cache(maxsize=256)
-def _unique_events_of(path: str, version: tuple, keys: tuple[str, ...], event: str) -> bool:
-    columns = ", ".join(quote_name(c) for c in (*keys, event))
-    query = f"SELECT count(*) = count(DISTINCT ({columns})) FROM {scan(path)}"
-    return bool(duckdb.connect().sql(query).fetchall()[0][0])
-
-
-def _join_keys(view: Any) -> list[tuple[str, str]]:
-    """(column in the feature table, column in the entity frame) per join key."""
-    mapping = view.projection.join_key_map or {c.name: c.name for c in view.entity_columns}
-    return list(mapping.items())
-
-
-def _null_unless(column: pa.ChunkedArray, keep: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``column`` with nulls where ``keep`` is not true. For flat types with no offset the values
-    stay in place and only the validity bitmap is replaced; other types are copied."""
-    if [len(c) for c in column.chunks] != [len(c) for c in keep.chunks]:
-        column, keep = column.combine_chunks(), keep.combine_chunks()
-        column, keep = pa.chunked_array([column]), pa.chunked_array([keep])
-    chunks = []
-    for values, ok in zip(column.chunks, keep.chunks, strict=True):
-        valid = pc.fill_null(pc.and_(ok, pc.is_valid(values)), False)
-        flat = pa.types.is_primitive(values.type) or pa.types.is_string(values.type) or pa.types.is_binary(values.type)
-        if flat and values.offset == 0 and valid.offset == 0 and len(values):
-            buffers = values.buffers()
-            chunks.append(pa.Array.from_buffers(values.type, len(values), [valid.buffers()[1], *buffers[1:]]))
-        else:
-            chunks.append(pc.if_else(valid, values, pa.scalar(None, values.type)))
-    return pa.chunked_array(chunks, type=column.type)
-
-
-def _ttl_micros(ttl: timedelta | None) -> int | None:
-    """The TTL in microseconds; None when the view has none (Feast reads zero as none)."""
-    if not ttl or ttl <= timedelta(0):
-        return None
-    return ttl // timedelta(microseconds=1)
 
 
 class DuckDBOfflineStore(_FeastDuckDBOfflineStore):
@@ -371,18 +143,6 @@ def _stored_tables(feature_views: list[Any], registry: Any, project: str) -> Non
 def _aware(moment: Any) -> Any:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _utc_columns(table: pa.Table) -> pa.Table:
-    """Every time column as UTC, as Feast's ``make_df_tzaware`` makes them (naive times are
-    UTC). In Arrow that only relabels the column: the stored values are already UTC instants, so
-    nothing is copied, where Feast copies the whole frame (0.5-0.7 s at 10M rows). fsml's repos
-    therefore set ``coerce_tz_aware: false``; with Feast's default the columns arrive as UTC."""
-    for position, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type) and field.type.tz != "UTC":
-            utc = pa.timestamp(field.type.unit, tz="UTC")
-            table = table.set_column(position, field.name, table[field.name].cast(utc))
-    return table
 
 
 def _to_utc(entity_df: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fsml.stores.encoding import SUPPORTED_KEYS, TAGS, key_column, timestamp_column, value_column
 from fsml.stores.ragged import Ragged, command, concat
 from fsml.stores.redis import mark_views
+from fsml.stores.slots import key_slots, node_table
 from fsml.tables import quote_name, scan
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def covered(view: Any, online_store: Any, config: Any) -> bool:
     source = view.batch_source
     if not isinstance(online_store, RedisOnlineStore) or not isinstance(source, FileSource):
         return False
-    if config.online_store.redis_type != RedisType.redis:  # cluster and sentinel: Feast's own path
+    if config.online_store.redis_type not in (RedisType.redis, RedisType.redis_cluster):  # sentinel: Feast's
         return False
     if source.field_mapping or "://" in str(source.path):
         return False
@@ -120,9 +121,7 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
     keys = [c.name for c in view.entity_columns]
     key_types = [_value_type(c) for c in view.entity_columns]
     store_config = config.online_store
-    connection = client.connection_pool.make_connection()  # AUTH, SELECT and TLS as the client's
-    connection.connect()
-    writer = _BulkWriter(connection)
+    nodes = _Nodes(client)
     written = selected = 0
     try:
         for batch in reader:
@@ -131,8 +130,11 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
             selected += rows
             redis_keys = key_column(keys, key_types, [table[k].combine_chunks() for k in keys], config.project)
             stamps = table[view.batch_source.timestamp_field]
+            groups = nodes.groups(redis_keys)
             if not store_config.skip_dedup:
-                writer.send(command([b"HGET", redis_keys, ts_field], rows).tobytes(), 0)
+                reads = command([b"HGET", redis_keys, ts_field], rows)
+                for writer, mask in groups:
+                    writer.send(_rows(reads, mask).tobytes(), 0)
             # encoded while Redis works on what was sent; rows it already holds newer are dropped below
             arguments: list[bytes | Ragged] = [b"HSET", redis_keys, ts_field, timestamp_column(stamps)]
             for field, feature in zip(fields, view.features, strict=True):
@@ -141,18 +143,75 @@ def write_latest(config: Any, online_store: RedisOnlineStore, view: Any, start: 
             if store_config.key_ttl_seconds:
                 commands.append(command([b"EXPIRE", redis_keys, str(store_config.key_ttl_seconds).encode()], rows))
             per_row = concat(commands) if len(commands) > 1 else commands[0]
+            newer = np.ones(rows, dtype=bool)
             if not store_config.skip_dedup:
-                newer = _newer(writer.receive(rows), stamps)
-                per_row = per_row if newer.all() else per_row.keep(newer)
-            writer.send(per_row.tobytes(), per_row.rows * len(commands))
-            written += per_row.rows
-        writer.receive(0)
+                nanos = _nanos_column(stamps)
+                for writer, mask in groups:
+                    held = writer.receive(rows if mask is None else int(mask.sum()))
+                    newer[slice(None) if mask is None else mask] = _newer(held, nanos if mask is None else nanos[mask])
+            for writer, mask in groups:
+                keep = newer if mask is None else newer & mask
+                chosen = per_row if keep.all() else per_row.keep(keep)
+                writer.send(chosen.tobytes(), chosen.rows * len(commands))
+                written += chosen.rows
+        for writer in nodes.writers:
+            writer.receive(0)
+    except hiredis.ReplyError as exc:
+        nodes.refresh()  # a moved slot or a failed-over node: the next run routes by the new map
+        raise ConnectionError(f"Redis refused a write ({exc}); re-run to continue") from exc
     finally:
-        writer.close()
-        connection.disconnect()
+        nodes.close()
     if selected:  # the store now holds rows of this view up to ``end`` (see fsml.stores.redis)
         mark_views(client, config.project, {view.name: end})
     return written
+
+
+def _rows(column: Ragged, mask: np.ndarray | None) -> Ragged:
+    return column if mask is None else column.keep(mask)
+
+
+class _Nodes:
+    """One bulk writer per Redis node: the server itself, or each master of a Redis Cluster,
+    whose rows are chosen by the slot of their key (``fsml.stores.slots``) in the slot map of
+    Feast's own cluster client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.cluster = hasattr(client, "nodes_manager")
+        pools = [client.connection_pool] if not self.cluster else []
+        if self.cluster:
+            masters: dict[str, int] = {}
+            ranges = []
+            for slot, serving in client.nodes_manager.slots_cache.items():
+                node = serving[0]
+                index = masters.setdefault(node.name, len(masters))
+                if index == len(pools):
+                    pools.append(node.redis_connection.connection_pool)
+                ranges.append((slot, slot, index))
+            self.table = node_table(ranges)
+        self.connections = [pool.make_connection() for pool in pools]  # AUTH and TLS as the client's
+        for connection in self.connections:
+            connection.connect()
+        self.writers = [_BulkWriter(connection) for connection in self.connections]
+
+    def groups(self, keys: Ragged) -> list[tuple[_BulkWriter, np.ndarray | None]]:
+        """Each writer with the rows it takes (None: all of them)."""
+        if not self.cluster:
+            return [(self.writers[0], None)]
+        nodes = self.table[key_slots(keys)]
+        if (nodes < 0).any():
+            raise ConnectionError("Redis Cluster has slots that no node serves (CLUSTERDOWN); re-run when it is whole")
+        return [(writer, nodes == index) for index, writer in enumerate(self.writers) if (nodes == index).any()]
+
+    def refresh(self) -> None:
+        if self.cluster:
+            self.client.nodes_manager.initialize()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        for connection in self.connections:
+            connection.disconnect()
 
 
 class _BulkWriter:
@@ -231,10 +290,13 @@ class _BulkWriter:
         return out
 
 
-def _newer(held: list[bytes | None], stamps: pa.ChunkedArray) -> np.ndarray:
+def _nanos_column(stamps: pa.ChunkedArray) -> np.ndarray:
+    return stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() * 1000
+
+
+def _newer(held: list[bytes | None], new: np.ndarray) -> np.ndarray:
     """Which rows are newer than the event time Redis holds, compared as Feast does: in
     nanoseconds, a missing (or zero) time being older than anything."""
-    new = stamps.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy() * 1000
     before = np.fromiter((_nanos(raw) if raw else 0 for raw in held), np.int64, len(held))
     return (before == 0) | (new > before)
 

@@ -2,7 +2,10 @@
 
 Stock Feast only understands ``host:port,db=0,password=...``; the platform's contract is a
 ``REDIS_URL``. The key layout, value encoding and every read and write path stay Feast's own,
-so data written here is read back unchanged by stock ``get_online_features``.
+so data written here is read back unchanged by stock ``get_online_features``. With Feast's
+``redis_type: redis_cluster`` the URL names any node of the cluster: Feast's cluster client
+finds the others, and the keys are the same (one hash per entity key, so all of an entity's
+features live in one slot).
 
 Feast's layout gives no cheap way to ask "does the store hold rows of view V?" (rows of views
 with the same join keys share one hash per entity). So every writer of online rows also sets a
@@ -38,7 +41,20 @@ def parse_connection_string(connection_string: str) -> tuple[list[dict[str, Any]
         return _FeastRedisOnlineStore._parse_connection_string(connection_string)
     kwargs = parse_url(connection_string)
     node = {"host": kwargs.pop("host", "localhost"), "port": kwargs.pop("port", 6379)}
+    if not kwargs.get("db"):  # database 0 is the default, and the only one a cluster has
+        kwargs.pop("db", None)
     return [node], kwargs
+
+
+def sync_client(url: str, redis_type: str = "redis", **options: Any) -> Any:
+    """A redis-py client of the online store: the server of ``url``, or with ``redis_cluster`` the
+    Redis Cluster that ``url``'s node belongs to."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    if redis_type == "redis_cluster":
+        return RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 KEYS_FIELD = b"#keys"  # not a Feast name: the project's key count after the last full write

@@ -27,8 +27,8 @@ async def readyz(state: StateDep) -> JSONResponse:
         if not readers:
             await state.redis.ping()
         else:
-            payload = b"".join(reader.marker_payload for reader in readers)
-            replies = await state.redis.send_payload(payload, len(readers))
+            commands = [reader.marker_payload for reader in readers]
+            replies = await state.redis.execute(commands, [reader.marker_key for reader in readers])
             empty = dict.fromkeys(
                 view
                 for reader, marks in zip(readers, replies, strict=True)

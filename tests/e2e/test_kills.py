@@ -60,9 +60,9 @@ def test_a_sigkill_under_load_loses_at_most_one_flush_interval_of_log_rows(champ
             thread.join()
         service.stop()
     pattern = f"{champion.settings.prediction_log_dir}/**/*.parquet"
-    logged = {
-        row[0] for row in duckdb.sql(f"SELECT transaction_id FROM read_parquet('{pattern}')").fetchall()
-    } & set(answered)
+    logged = {row[0] for row in duckdb.sql(f"SELECT transaction_id FROM read_parquet('{pattern}')").fetchall()} & set(
+        answered
+    )
     lost = set(answered) - logged
     recent = {t for t, at in answered.items() if at >= killed_at - FLUSH_SECONDS - 0.5}
     print(f"answered {len(answered)}, logged {len(logged)}, lost {len(lost)}, last interval {len(recent)}")

@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import redis
 from fsml.features.build import build_features
 from fsml.features.eventlog import EventLog
 from fsml.serving.process import ServerProcess
 
 from fsml.featurestore import open_store
-from fsml.redis_server import RedisServer
+from fsml.redis_server import RedisCluster, RedisServer
+from fsml.stores.redis import sync_client
 from tests.conftest import API_KEY, AS_OF, Champion, live_settings
 
 pytestmark = pytest.mark.e2e
@@ -27,13 +27,19 @@ CUSTOMER = 4_000_001  # unknown to the generator: its windows hold only what the
 W = "customer_transaction_windows__"
 
 
-@pytest.fixture(scope="module")
-def live(champion: Champion, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+@pytest.fixture(scope="module", params=["redis", pytest.param("redis_cluster", marks=pytest.mark.redis_cluster)])
+def live(
+    champion: Champion, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple]:
+    """A server on one Redis, then on a 3-master Redis Cluster of its own (every test runs on both)."""
     from pydantic import SecretStr
 
     root = tmp_path_factory.mktemp("live")
-    with RedisServer(root / "redis", persist=True) as server:
-        settings = live_settings(champion, root / "home", server.url, push_api_key=SecretStr(PUSH_KEY))
+    online = RedisServer(root / "redis", persist=True) if request.param == "redis" else RedisCluster(root / "cluster")
+    with online as server:
+        settings = live_settings(
+            champion, root / "home", server.url, push_api_key=SecretStr(PUSH_KEY), redis_type=request.param
+        )
         limits = {"FSML_PUSH_MAX_ROWS": "100", "FSML_MAX_BODY_BYTES": "65536"}
         with (
             ServerProcess(settings, extra_env=limits) as api,
@@ -93,13 +99,13 @@ def test_the_same_rows_count_once(live) -> None:
     ],
 )
 def test_a_bad_row_refuses_the_request_and_writes_nothing(live, change: dict, field: str) -> None:
-    settings, client, server = live
+    settings, client, _ = live
     rows = [_tx(300, 300), {**_tx(301, 301), **change}]
     reply = client.post("/v1/push/transactions", json={"rows": rows})
     assert reply.status_code == 422, reply.text
     assert any(d["loc"] == ["body", "rows", 1, field] for d in reply.json()["detail"]), reply.text
     key = f"fsml:{settings.feast_project}:push:transactions:seen"
-    seen = redis.Redis.from_url(server.url).hexists(key, "7000000300")
+    seen = sync_client(settings.redis_url, settings.redis_type).hexists(key, "7000000300")
     assert not seen and not any("7000000300" in str(f) for f in _files(settings))
 
 

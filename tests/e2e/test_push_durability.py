@@ -93,18 +93,13 @@ CRASH = textwrap.dedent(
     from fsml.serving.push import ingestor
     from fsml.serving.redis_client import RedisClient
 
-    import hiredis
-    from fsml.stores.ragged import pack
-
     class DiesBeforeRedis(RedisClient):
-        async def send_payload(self, payload, commands):
-            if payload.startswith(b"*") and b"EVAL" in payload[:40]:
-                if os.environ["APPLIED"] != "0":  # the first script only (a request reads as a reply)
-                    reader = hiredis.Reader()
-                    reader.feed(payload)
-                    await super().send_payload(pack(*reader.gets()), 1)
+        async def execute(self, commands, keys):
+            if commands[0].startswith(b"*") and b"EVAL" in commands[0][:40]:
+                if os.environ["APPLIED"] != "0":  # the first script only
+                    await super().execute(commands[:1], keys[:1])
                 os.kill(os.getpid(), signal.SIGKILL)  # after the pending file, before (the rest of) Redis
-            return await super().send_payload(payload, commands)
+            return await super().execute(commands, keys)
 
     async def main():
         settings = Settings()

@@ -131,7 +131,7 @@ async def _read(url: str, scorer, requests: list[dict], moment) -> list:  # noqa
 
     client = RedisClient(url, timeout=10)
     try:
-        return await client.send_payload(*scorer.reader.payload(requests, moment))
+        return await client.execute(*scorer.reader.requests(requests, moment))
     finally:
         await client.aclose()
 

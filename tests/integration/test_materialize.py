@@ -14,7 +14,7 @@ from fsml.featurestore import apply_repo, open_store
 from fsml.redis_server import RedisServer
 from fsml.settings import Settings
 from fsml.stores.redis import KEYS_FIELD, read_marks
-from tests.conftest import AS_OF, World
+from tests.conftest import AS_OF, World, redis_contents
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.integration
 def _dump(url: str) -> dict[bytes, object]:
     """Every key: Feast's hashes, the window views' event sets (with scores) and watermarks;
     fsml's readiness markers (fsml.stores.redis) are left out."""
-    client = redis.Redis.from_url(url)
-    read = {b"hash": client.hgetall, b"zset": lambda k: client.zrange(k, 0, -1, withscores=True)}
-    keys = [k for k in client.scan_iter(count=1000) if not k.startswith(b"fsml:online:")]
-    return {key: read[client.type(key)](key) for key in keys}
+    return redis_contents(redis.Redis.from_url(url), skip=(b"fsml:online:",))
 
 
 @pytest.fixture

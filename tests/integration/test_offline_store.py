@@ -152,17 +152,21 @@ def _entities(rng: np.random.Generator, data: Path, users: int, minutes: int) ->
     return frame
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
-    from fsml.stores.duckdb import AsofRetrievalJob, _unique_events
-
+def _random_repo(tmp_path: Path, seed: int) -> tuple[Path, pd.DataFrame, list]:
+    """(data directory, entity rows, Feast objects) of one seed's random repo."""
     rng = np.random.default_rng(seed)
     data = tmp_path / "data"
     data.mkdir()
     users, minutes = 300, 3 * 24 * 60
     _feature_tables(rng, data, users, minutes)
-    entities = _entities(rng, data, users, minutes)
-    objects = _objects(data, ttl_hours=[6, 20][seed - 1])
+    return data, _entities(rng, data, users, minutes), _objects(data, ttl_hours=[6, 20][seed - 1])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_asof_store_matches_stock_feast(tmp_path: Path, seed: int) -> None:
+    from fsml.stores.duckdb import AsofRetrievalJob, _unique_events
+
+    data, entities, objects = _random_repo(tmp_path, seed)
     # both joins are exercised: on (event, created) where ties exist, on the event alone elsewhere
     assert not _unique_events(str(data / "user_stats.parquet"), ("user_id",), "ts")
     assert _unique_events(str(data / "item_stats.parquet"), ("item_id",), "ts")
@@ -213,3 +217,38 @@ def test_fraud_training_frames_match_stock_feast(world, tmp_path: Path, monkeypa
     ours, theirs = labelled_features(fast, spec, entities), labelled_features(stock, spec, entities)
     assert len(ours) == len(entities) > 5_000
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_binary_search_lookup_gives_the_asof_join(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch scoring's lookup (fsml.stores.search) against the store's ASOF join, on the same
+    random data, whole and in key-range partitions: unsorted files with created ties, string
+    keys, TTLs and none (the composite-key view goes to DuckDB in both)."""
+    import duckdb
+    import pyarrow as pa
+
+    from fsml.stores import search
+    from fsml.stores.asof import _utc_columns
+    from fsml.stores.partition import KeyRange
+
+    searched_keys: list[str] = []
+    real = search.lookup
+    monkeypatch.setattr(search, "lookup", lambda rows, key, *a: searched_keys.append(key) or real(rows, key, *a))
+
+    _, entities, objects = _random_repo(tmp_path, seed)
+    store = _store(tmp_path / "fsml", "fsml.stores.duckdb.DuckDBOfflineStore", objects)
+    job = store.get_historical_features(entity_df=entities, features=REFS, full_feature_names=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    table = _utc_columns(pa.Table.from_pandas(job.entity_df, preserve_index=False))
+    joined = job.join(con, table)
+    assert job.join(con, table, search=True).equals(joined)
+    assert searched_keys == ["user_id", "user_id", "item_id"]  # the composite-key view went to DuckDB
+    con.register("all_entities", table)
+    for low, high in ((None, 100), (100, 220), (220, None)):
+        part = KeyRange("user_id", "BIGINT", low, high)
+        rows = con.sql(f"SELECT * FROM all_entities WHERE {part.entity_predicate()}").to_arrow_table()
+        searched = job.partitioned(part).join(con, rows, search=True)
+        expected = joined.filter(pa.array(np.isin(joined["row"].to_numpy(), rows["row"].to_numpy())))
+        assert searched.select(joined.column_names).equals(expected)
+    assert joined["user_stats__a"].null_count > 100 and joined["item_stats__d"].null_count < len(joined)

@@ -145,7 +145,7 @@ def _latest(features: pd.DataFrame, end: datetime) -> dict[int, float]:
 def test_every_time_type_reads_the_same(name: str, tmp_path: Path, redis_url: str) -> None:
     """PARTITIONED: zoned nanosecond times in directories of Parquet files instead of files."""
     import redis
-    from fsml.serving.batch import ROW, split_valid
+    from fsml.serving.batch_rows import split_valid
     from fsml.training.dataset import label_rows
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -189,6 +189,6 @@ def test_every_time_type_reads_the_same(name: str, tmp_path: Path, redis_url: st
         assert {u: x for u, x in zip(online["user_id"], online["x"], strict=True) if x is not None} == latest, view
 
     # batch scoring: the file's time column, of this type, is read as UTC
-    good, rejected = split_valid(raw.assign(**{ROW: np.arange(len(raw))}), spec.inputs, "at")
-    assert rejected.empty and str(good["at"].dtype) == "datetime64[us, UTC]"
-    np.testing.assert_array_equal(good["at"].to_numpy(), _utc(raw["at"]).to_numpy())
+    good, rejected = split_valid(pq.read_table(spec.label_source.path), spec.inputs, "at")
+    assert rejected.num_rows == 0 and good.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    np.testing.assert_array_equal(good["at"].to_pandas().to_numpy(), _utc(raw["at"]).to_numpy())

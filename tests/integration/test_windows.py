@@ -12,6 +12,8 @@ including at the microsecond an event leaves a window and the one before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from fsml.features.build import build_features
 from fsml.features.sources import load_repo
 from fsml.features.window_store import WindowKeys
 from fsml.serving.push import ingestor
-from fsml.serving.redis_client import RedisClient
+from fsml.serving.redis_cluster import online_client
 
 from fsml.featurestore import apply_repo, open_store
 from fsml.redis_server import RedisServer
+from fsml.stores.redis import sync_client
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
@@ -82,10 +85,28 @@ def _instants(rng: np.random.Generator, events: pd.DataFrame, low: int, high: in
     return out
 
 
-def test_online_windows_equal_offline_point_in_time_values(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _online(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL of one Redis, or of the session's 3-master Redis Cluster (emptied first)."""
+    if kind == "redis":
+        with RedisServer(tmp_path / "redis", persist=True) as server:
+            yield server.url
+        return
+    cluster = request.getfixturevalue("redis_cluster")
+    for node in cluster.nodes:
+        if node.running and redis.Redis(port=node.port).info("replication")["role"] == "master":
+            redis.Redis(port=node.port).flushall()
+    yield cluster.url
+
+
+@pytest.mark.parametrize("kind", ["redis", pytest.param("redis_cluster", marks=pytest.mark.redis_cluster)])
+def test_online_windows_equal_offline_point_in_time_values(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """On one Redis and on a Redis Cluster (where a push claims and adds events apart)."""
     rng = np.random.default_rng(2024)
-    with RedisServer(tmp_path / "redis", persist=True) as server:
-        settings = make_settings(tmp_path / "home", server.url)
+    with _online(kind, tmp_path, request) as url:
+        settings = make_settings(tmp_path / "home", url, redis_type=kind)
         config = GeneratorConfig(customers=60, merchants=30, days=60, end_date=date(2026, 10, 31), seed=3)
         save(generate(config), config, settings.raw_dir)  # reference tables for the snapshot views
         apply_repo(settings)
@@ -93,12 +114,12 @@ def test_online_windows_equal_offline_point_in_time_values(tmp_path: Path) -> No
         view = load_repo(store).window(VIEW)
         events = random_events(rng)
         assert len(events) >= 10_000
-        client = redis.Redis.from_url(server.url)
+        client = sync_client(url, kind)
         keys = WindowKeys(store.project, view.name)
         online: list[tuple[int, int, dict | None]] = []
 
         async def stream() -> None:
-            redis_client = RedisClient(server.url, timeout=30)
+            redis_client = online_client(settings, timeout_ms=30_000)
             ingest = ingestor(settings, redis_client, store)
             now = START + timedelta(days=200)
             batches = np.arange(0, events["arrival"].max() + 6 * HOUR_US, 6 * HOUR_US)
@@ -118,8 +139,9 @@ def test_online_windows_equal_offline_point_in_time_values(tmp_path: Path) -> No
                 for customer, t in _instants(rng, events, max(low, 0), high, 4):
                     entity = view.entity({"customer_id": customer})
                     at = START_US + t
-                    members = client.zrevrangebyscore(keys.prefix + entity, f"({at}", "-inf")
-                    mark = client.hget(keys.marks, entity)
+                    stored, watermark = keys.keys(entity)
+                    members = client.zrevrangebyscore(stored, f"({at}", "-inf")
+                    mark = client.get(watermark)
                     values, status = view.evaluate(view.unpack(members), at, int(mark) if mark else None)
                     assert status != "incomplete", (customer, t)
                     online.append((customer, t, values))

@@ -54,6 +54,17 @@ def test_a_redis_repo_keeps_its_options_and_other_stores_are_kept(tmp_path: Path
     assert config["registry"]["path"] == "postgresql://db/feast"
 
 
+def test_a_redis_cluster_is_the_platform_setting_not_the_repos(tmp_path: Path) -> None:
+    yaml = FEAST_INIT_YAML.replace("type: sqlite", "type: redis\n    redis_type: redis_cluster")
+    assert "redis_type" not in effective_config(_settings(tmp_path, yaml))["online_store"]
+    clustered = _settings(tmp_path, FEAST_INIT_YAML).model_copy(
+        update={"redis_url": "redis://10.0.0.7:7000/0", "redis_type": "redis_cluster"}
+    )
+    assert effective_config(clustered)["online_store"]["redis_type"] == "redis_cluster"
+    with pytest.raises(ValueError, match="only database 0"):
+        Settings(feature_repo=clustered.feature_repo, redis_url="redis://h:7000/3", redis_type="redis_cluster")
+
+
 def test_variables_expand_and_a_missing_project_is_named(tmp_path: Path) -> None:
     settings = _settings(tmp_path, "project: shop\nregistry: ${FSML_HOME}/feast/r_${FSML_ENV}.db\nprovider: local\n")
     assert effective_config(settings)["registry"]["path"] == f"{settings.home}/feast/r_dev.db"
