@@ -164,8 +164,9 @@ class Ingestor:
         """Claims on the dedupe hash's node, then the claimed rows' events, one ``ADD`` per view
         and entity on its own slot, all nodes' pipelines at once (``fsml.features.window_store``
         says why a crash between the two is repaired by re-applying the file)."""
-        claim = command_with_rows([b"EVAL", CLAIM.encode(), b"1", seen, token], [ids])
-        statuses = (await self.redis.execute([claim], [seen]))[0]
+        head, step = [b"EVAL", CLAIM.encode(), b"1", seen, token], self.policy.apply_rows
+        claims = [command_with_rows(head, [ids.slice(i, i + step)]) for i in range(0, ids.rows, step)]
+        statuses = [status for reply in await self.redis.execute(claims, [seen] * len(claims)) for status in reply]
         commands, keys = [], []
         for (names, keep, cap), (entities, scores, members) in zip(retention, events, strict=True):
             grouped: dict[bytes, list[bytes]] = {}
