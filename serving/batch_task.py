@@ -77,7 +77,7 @@ class _Context:
 
 _contexts: dict[str, _Context] = {}
 _lock = threading.Lock()
-_running = [0]  # slices of this process between their join and the end of their predict
+_running = [0]  # slices this process is scoring now
 
 
 def context(plan: ScoringPlan) -> _Context:
@@ -134,7 +134,11 @@ def read_slice(con: duckdb.DuckDBPyConnection, piece: Slice) -> pa.Table:
 
 def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     """(scored rows, rejected rows with their reason) of one slice."""
-    ctx = context(plan)
+    with _in_flight():
+        return _score(context(plan), plan, piece)
+
+
+def _score(ctx: _Context, plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     con = ctx.con.cursor()  # this thread's connection to the process's database
     con.execute("SET TimeZone = 'UTC'")
     try:
@@ -144,21 +148,18 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
         con.close()
     bundle = ctx.bundle
     matrix = bundle.encoder.arrow(features)
-    with _predicting(plan) as threads:
-        scores = bundle.predict_matrix(matrix, num_threads=threads)
+    with _lock:  # the plan's cores shared by the slices in flight: the last slice of a job gets them all
+        threads = max(1, plan.predict_threads // max(1, _running[0]))
+    scores = bundle.predict_matrix(matrix, num_threads=threads)  # a row's score does not depend on it
     return _scored(good, features, matrix, scores, bundle, plan.missing_decision), rejected
 
 
 @contextmanager
-def _predicting(plan: ScoringPlan) -> Iterator[int]:
-    """LightGBM threads for one slice's predict: the plan's cores shared by the slices
-    predicting at the same moment, so the last slice of a job, predicting alone, uses the
-    cores the others left idle (a row's score does not depend on the thread count)."""
+def _in_flight() -> Iterator[None]:
     with _lock:
         _running[0] += 1
-        threads = max(1, plan.predict_threads // _running[0])
     try:
-        yield threads
+        yield
     finally:
         with _lock:
             _running[0] -= 1
