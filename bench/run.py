@@ -30,7 +30,7 @@ def main(
     only: str = typer.Option(
         "",
         help="Comma-separated parts to run "
-        "(online,live,push,build,windows,batch,materialize,offline,drift,scaling,cluster).",
+        "(online,shadow,live,push,build,windows,batch,materialize,offline,drift,scaling,cluster).",
     ),
 ) -> None:
     from fsml.console import setup_logging
@@ -40,6 +40,7 @@ def main(
     repeats = 1 if quick else 5
     everything = {
         "online",
+        "shadow",
         "live",
         "push",
         "build",
@@ -68,9 +69,23 @@ def main(
         results["seconds"][name] = time.perf_counter() - started
 
     try:
-        from bench import batch, build, cluster, drift, live, materialize, offline, online, push, scaling, windows
+        from bench import (
+            batch,
+            build,
+            cluster,
+            drift,
+            live,
+            materialize,
+            offline,
+            online,
+            push,
+            scaling,
+            shadow,
+            windows,
+        )
 
         part("online", lambda: online.run(world, seconds=1 if quick else 3, repeats=repeats))
+        part("shadow", lambda: shadow.run(world, seconds=1 if quick else 3, repeats=repeats))
         part("live", lambda: live.run(world, seconds=1 if quick else 3, repeats=repeats))
         part("push", lambda: push.run(world, rows=2_000 if quick else 20_000, repeats=1 if quick else 3))
         part("build", lambda: build.run(world, repeats=1 if quick else 3))

@@ -48,6 +48,23 @@ def promote(
 
 
 @app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why: recorded in the alias history and the trigger log.")] = "manual",
+    feature_service: Annotated[str | None, typer.Option(help="Model of this feature service.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Restore the previous champion; running services follow the alias without a restart."""
+    settings = load_settings().for_service(feature_service)
+
+    from fsml.events import record
+    from fsml.registry import rollback as run_rollback
+
+    outcome = run_rollback(settings, feature_service, reason)
+    record(settings, {"event": "rollback", **outcome})
+    emit(outcome, as_json)
+
+
+@app.command()
 def reproduce(
     run_id: Annotated[str, typer.Argument(help="MLflow run id of a training run.")],
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,

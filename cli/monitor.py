@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from fsml.cli.app import FEATURE_SERVICE_HELP, JSON_HELP, ConfigError, app, load_settings, parse_time
 
-from fsml.console import chunk_progress, emit, setup_logging
+from fsml.console import chunk_progress, emit, err, setup_logging
 
 monitor_app = typer.Typer(help="Drift and performance monitoring.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
@@ -76,7 +76,8 @@ def monitor_run(
     with chunk_progress("monitor") as progress:
         progress("reading the window", 0, 1)
         summary = run_monitor(settings, when, source)
-    emit({k: v for k, v in summary.items() if k != "features"}, as_json)
+    hidden = ("features",) if as_json else ("features", "segments")  # people read segments in the report
+    emit({k: v for k, v in summary.items() if k not in hidden}, as_json)
 
 
 @monitor_app.command("watch")
@@ -122,6 +123,8 @@ def retrain(
 
     with chunk_progress("retrain") as progress:
         outcome = run_retraining(settings, reason=f"manual: {reason}", as_of=when, progress=progress)
+    if outcome.get("warning"):
+        err.print(f"[yellow]warning:[/yellow] {outcome['warning']}", highlight=False, soft_wrap=True)
     emit(outcome, as_json)
 
 

@@ -171,13 +171,14 @@ def customer_transaction_windows(inputs: dict) -> dict:
 # `fsml features build` writes, which training sets read.
 customer_transaction_windows.batch_source = _table("customer_transaction_windows")
 
-# Daily snapshot of the merchant registry.
+# Daily snapshot of the merchant registry. The monitor shows drift and performance per merchant
+# category (`fsml.segment`), so a change confined to one kind of merchant is not averaged away.
 merchant_profile = FeatureView(
     name="merchant_profile",
     entities=[merchant],
     ttl=timedelta(days=2),
     schema=[
-        Field(name="category", dtype=String),
+        Field(name="category", dtype=String, tags={"fsml.segment": "true"}),
         Field(name="is_online", dtype=Int64, tags={"fsml.min": "0", "fsml.max": "1"}),
     ],
     source=_table("merchant_profile"),

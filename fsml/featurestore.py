@@ -2,7 +2,8 @@
 
 A ``ServiceSpec`` is everything the platform needs to know about a feature service to train,
 serve and monitor it: the model's feature columns and their types, the entity join keys, the
-request fields, the on-demand views, the request's time field, and the label source. Nothing
+request fields, the on-demand views, the request's time field, the label source, and the segments
+the monitor breaks its views down by (``fsml.segment`` on a feature field or an entity). Nothing
 here names an example's columns; a repo declares them:
 
 - a label source is a Feast ``FileSource`` tagged ``fsml.label`` (the label column) and
@@ -54,6 +55,8 @@ class Feature:
     dtype: str  # "float", "int" or "string"
     on_demand: bool = False
     drift_thresholds: tuple[tuple[str, float], ...] = ()  # from field tags fsml.drift.<statistic>
+    segment: bool = False  # field tag ``fsml.segment``: drift and performance per value
+    keys: tuple[str, ...] = ()  # join keys of the view (of an on-demand view: of its sources)
 
     @property
     def column(self) -> str:
@@ -115,11 +118,26 @@ class ServiceSpec:
     label_source: LabelSource
     offline_paths: dict[str, Path]  # per feature view backed by a file
     inputs: tuple[Input, ...] = ()
+    segment_keys: tuple[str, ...] = ()  # join keys of entities tagged ``fsml.segment``
     time_field: str = "event_timestamp"  # a request's time, see the module docstring
 
     @property
     def columns(self) -> list[str]:
         return [f.column for f in self.features]
+
+    @property
+    def segments(self) -> list[str]:
+        """Training-set columns to segment by: tagged features, then tagged entities' keys."""
+        return [f.column for f in self.features if f.segment] + list(self.segment_keys)
+
+    def segment_features(self) -> dict[str, list[str]]:
+        """Per segment column, the features compared inside its segments: all but those of the
+        segment's own entity, which inside a segment describe its few members, not a population."""
+        out = {}
+        for segment in self.segments:
+            own = next((f.keys for f in self.features if f.column == segment), (segment,))
+            out[segment] = [f.column for f in self.features if f.keys != own]
+        return out
 
     @property
     def id_field(self) -> str:
@@ -191,6 +209,11 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
     for projection in service.feature_view_projections:
         view_name = projection.name_to_use()
         on_demand = projection.name in odfvs
+        if on_demand:
+            sources = [views[p.name] for p in odfvs[projection.name].source_feature_view_projections.values()]
+        else:
+            sources = [views[projection.name]]
+        keys = tuple(dict.fromkeys(c.name for v in sources for c in v.entity_columns))
         where = f"feature service {name!r}, {'on-demand ' if on_demand else ''}feature view {view_name!r}"
         for field in projection.features:
             limits = tuple(
@@ -199,24 +222,23 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
                 if k.startswith("fsml.drift.")
             )
             kind = _dtype(field, where, FEATURE_TYPES)
-            features.append(Feature(view_name, field.name, kind, on_demand, limits))
+            segment = _truthy((field.tags or {}).get("fsml.segment"))
+            features.append(Feature(view_name, field.name, kind, on_demand, limits, segment, keys))
         if on_demand:
-            odfv = odfvs[projection.name]
-            for source in odfv.source_request_sources.values():
+            for source in odfvs[projection.name].source_request_sources.values():
                 for field in source.schema:
                     inputs.setdefault(field.name, _input(field, "request", f"request source {source.name!r}"))
-            key_views = [views[p.name] for p in odfv.source_feature_view_projections.values()]
         else:
             view = views[projection.name]
-            key_views = [view]
             ttls[view_name] = view.ttl.total_seconds() if view.ttl else 0.0
             if getattr(view.batch_source, "path", None):
                 paths[view_name] = resolve_path(store, view.batch_source.path)
-        for key_view in key_views:
+        for key_view in sources:
             for column in key_view.entity_columns:
                 inputs.setdefault(column.name, _input(column, "key", f"feature view {key_view.name!r}"))
     join_keys = [i.name for i in inputs.values() if i.kind == "key"]
     request_fields = [i.name for i in inputs.values() if i.kind == "request"]
+    tagged = {e.join_key for e in store.list_entities() if _truthy((e.tags or {}).get("fsml.segment"))}
     label_source = _label_source(store, service)
     times = [i.name for i in inputs.values() if i.kind == "request" and i.dtype == "timestamp"]
     return ServiceSpec(
@@ -229,7 +251,12 @@ def describe_service(store: FeatureStore, name: str) -> ServiceSpec:
         offline_paths=paths,
         inputs=tuple(sorted(inputs.values(), key=lambda i: i.kind != "key")),
         time_field=times[0] if times else label_source.timestamp,
+        segment_keys=tuple(k for k in join_keys if k in tagged),
     )
+
+
+def _truthy(tag: str | None) -> bool:
+    return tag is not None and tag.strip().lower() not in ("", "0", "false", "no")
 
 
 LABEL_TAGS = ("fsml.label", "fsml.id", "fsml.label_available_at")

@@ -2,9 +2,11 @@
 
 The sidecar (``ModelCard``) records what is needed to use the booster without the training code:
 the feature service, the feature order and types with the vocabularies of categorical features,
-the decision threshold, the training window, the test metrics and reference statistics of every
-feature and of the score for the monitor. ``FeatureEncoder`` turns feature values into the
-booster's input the same way for a training set, a batch file and a single request.
+the decision threshold, the training window, the test metrics, reference statistics of every
+feature and of the score for the monitor, the score calibration (for performance estimates before
+labels), the test window's decision rate and upper tail, and per-segment references.
+``FeatureEncoder`` turns feature values into the booster's input the same way for a training
+set, a batch file and a single request.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class ModelCard(BaseModel):
     reference: dict[str, dict[str, Any]] = Field(default_factory=dict)
     score_reference: dict[str, Any] = Field(default_factory=dict)
     data_fingerprint: str = ""
+    calibration: dict[str, Any] = Field(default_factory=dict)  # fsml.calibration, fitted on validation
+    score_tail: dict[str, Any] = Field(default_factory=dict)  # decision rate and upper tail, test window
+    segments: dict[str, Any] = Field(default_factory=dict)  # segment column -> value -> references
 
     @property
     def columns(self) -> list[str]:

@@ -2,8 +2,11 @@
 
 Every MLflow write of a training happens in ``register_training`` after the model exists, and
 is undone (version and run deleted) if any of it fails, so a failed command leaves nothing
-half-written in the registry. Tag names follow Feast's MLflow integration (``feast.project``,
-``feast.feature_service``) so that ``feast.mlflow.resolve_features`` works on our models.
+half-written in the registry. Every move of the champion alias is appended to a tag of the
+registered model (``fsml.champion_history``), so ``rollback`` can restore the champion before
+the current one in one step, from any machine that reaches the registry. Tag names follow
+Feast's MLflow integration (``feast.project``, ``feast.feature_service``) so that
+``feast.mlflow.resolve_features`` works on our models.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,10 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+HISTORY_TAG = "fsml.champion_history"
+HISTORY_KEEP = 50  # moves kept (a registry tag holds up to 100,000 characters)
+ROLLBACK = "rollback"
+CANARY_ROLLED_BACK = "fsml.canary.rolled_back"  # version tag: why its canary was stopped
 LEGACY_BOOSTER_FILE = "model.lgb"  # models logged with the lightgbm flavour before the pyfunc one
 
 
@@ -259,6 +267,57 @@ def version_by_alias(mlflow_client: MlflowClient, name: str, alias: str) -> Mode
         return mlflow_client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def champion_history(mlflow_client: MlflowClient, name: str) -> list[dict[str, Any]]:
+    """Moves of the champion alias, oldest first: version, previous, at, reason."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        raw = mlflow_client.get_registered_model(name).tags.get(HISTORY_TAG)
+    except MlflowException:
+        return []
+    try:
+        return json.loads(raw) if raw else []
+    except ValueError:
+        log.warning("ignoring an unreadable %s tag on %s", HISTORY_TAG, name)
+        return []
+
+
+def set_champion(mlflow_client: MlflowClient, name: str, version: str, reason: str) -> str | None:
+    """Point the champion alias at ``version`` and record the move; returns the previous one."""
+    previous = version_by_alias(mlflow_client, name, CHAMPION)
+    before = str(previous.version) if previous else None
+    mlflow_client.set_registered_model_alias(name, CHAMPION, str(version))
+    move = {"version": str(version), "previous": before, "at": datetime.now(UTC).isoformat(), "reason": reason}
+    history = [*champion_history(mlflow_client, name), move][-HISTORY_KEEP:]
+    mlflow_client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    return before
+
+
+def rollback(settings: Settings, feature_service: str | None = None, reason: str = "manual") -> dict[str, Any]:
+    """Restore the champion that preceded the current one (the one its promotion replaced).
+
+    Rollbacks are moves too, but never a target: rolling back twice goes two promotions back, it
+    does not undo the first rollback."""
+    mlflow_client = client(settings, create=False)
+    name = settings.model_name(feature_service or settings.feature_service)
+    current = version_by_alias(mlflow_client, name, CHAMPION)
+    if current is None:
+        raise FsmlError(f"model {name!r} has no champion to roll back")
+    promoted = [
+        m
+        for m in champion_history(mlflow_client, name)
+        if m["version"] == str(current.version) and not m["reason"].startswith(ROLLBACK)
+    ]
+    target = promoted[-1]["previous"] if promoted else None
+    if target is None:
+        raise FsmlError(f"model {name!r} v{current.version} has no previous champion in its alias history")
+    get_version(mlflow_client, name, target)  # still there (not deleted)
+    set_champion(mlflow_client, name, target, f"{ROLLBACK}: {reason}")
+    mlflow_client.set_model_version_tag(name, str(current.version), "fsml.rolled_back", reason)
+    log.info("rolled %s back from v%s to v%s: %s", name, current.version, target, reason)
+    return {"model": name, "from_version": str(current.version), "to_version": target, "reason": reason}
 
 
 def champion_version(settings: Settings) -> ModelVersion | None:

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     log_predictions: bool = Field(True, description="Write the prediction log for the monitor.")
     log_flush_seconds: float = Field(1.0, gt=0, description="Prediction log write interval.")
     log_buffer_rows: int = Field(100_000, gt=0, description="Rows held before dropping.")
+
+    # Safe deployment: the challenger beside the champion (serving.challenger).
+    shadow_fraction: float = Field(0.0, ge=0, le=1, description="Share of rows the challenger scores in shadow.")
+    shadow_queue_rows: int = Field(10_000, gt=0, description="Shadow rows waiting at most; more are dropped.")
+    canary_fraction: float = Field(0.0, ge=0, le=1, description="Share of entities the challenger answers.")
+    canary_min_rows: int = Field(200, gt=0, description="Canary rows before its health is judged.")
+    canary_max_error_rate: float = Field(0.01, ge=0, le=1, description="Challenger failures that roll it back.")
+    canary_max_p99_ms: float = Field(25.0, gt=0, description="Challenger scoring p99 that rolls it back.")
+    canary_max_score_distance: float = Field(
+        1.0, gt=0, description="Challenger vs champion scores on the same rows, in champion score std."
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="Logs of the long-running processes (serve, monitor watch): JSON lines or text."
     )
@@ -120,11 +131,20 @@ class Settings(BaseSettings):
     # e.g. FSML_DRIFT_OVERRIDES='{"customer_profile__age": {"psi": 0.5}}'.
     monitor_window_days: float = Field(7.0, gt=0, description="Days of traffic the monitor reads.")
     monitor_min_rows: int = Field(1_000, ge=1, description="Fewer rows give no drift verdict: too noisy.")
+    monitor_min_hours: float = Field(
+        24.0, ge=1, description="A shorter span of traffic gives no verdict: features follow the daily cycle."
+    )
+    monitor_segment_min_rows: int = Field(1_000, ge=1, description="Rows a segment needs in the window.")
+    drift_segment_factor: float = Field(1.5, ge=1, description="Drift thresholds inside a segment, times the whole's.")
     drift_psi: float = Field(0.2, gt=0)
     drift_wasserstein: float = Field(0.1, gt=0, description="In reference standard deviations.")
     drift_js: float = Field(0.1, gt=0, le=1)
     drift_null_rate: float = Field(0.05, gt=0, le=1)
     drift_out_of_range: float = Field(0.05, gt=0, le=1)
+    drift_scale_ratio: float = Field(5.0, gt=1, description="Every decile moved this factor: a unit change.")
+    drift_stuck_share: float = Field(0.95, gt=0.5, le=1, description="One value in this share: stuck.")
+    drift_tail_ratio: float = Field(1.5, gt=1, description="Decision rate or top-1% share moved this factor.")
+    drift_tail_z: float = Field(3.0, gt=0, description="... and by this many (entity-clustered) std errors.")
     drift_score_wasserstein: float = Field(0.1, gt=0, description="Score drift, in reference std.")
     drift_min_features: int = Field(1, ge=1, description="Drifted features that mean drift.")
     drift_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -219,6 +239,11 @@ class Settings(BaseSettings):
     @property
     def prediction_log_dir(self) -> Path:
         return self.home / "logs" / "predictions" / self.env / self.feature_service
+
+    @property
+    def challenger_log_dir(self) -> Path:
+        """Rows the challenger scored live (shadow or canary), beside the champion's score."""
+        return self.prediction_log_dir / "challenger"
 
     @property
     def monitoring_dir(self) -> Path:

@@ -87,6 +87,9 @@ class MonitorCollector:
         )
         degraded = GaugeMetricFamily("fsml_performance_degraded", "1 when PR-AUC is below its floor", labels=labels)
         version = GaugeMetricFamily("fsml_monitored_model_version", "Champion version judged last", labels=labels)
+        causes = GaugeMetricFamily(
+            "fsml_monitor_cause", "1 for each cause the last monitor run named", labels=["model", "cause"]
+        )
         latest: dict[str, dict[str, Any]] = {}
         for run in history:  # the last run of each model
             latest[run.get("model", {}).get("name", "")] = run
@@ -103,7 +106,9 @@ class MonitorCollector:
                 pr_auc.add_metric([name], float(performance["pr_auc"]))
             degraded.add_metric([name], float(bool(performance.get("degraded"))))
             version.add_metric([name], float(run.get("model", {}).get("version") or 0))
-        yield from (last_run, detected, drifted, feature, score, rows, pr_auc, degraded, version)
+            for cause in ("data_quality", "distribution", "prediction", "concept"):
+                causes.add_metric([name, cause], float(cause in (run.get("causes") or [])))
+        yield from (last_run, detected, drifted, feature, score, rows, pr_auc, degraded, version, causes)
 
     def _retraining(self, folders: dict[str, Path]) -> Iterator[Metric]:
         runs = CounterMetricFamily("fsml_retrain_runs", "Retrainings by outcome", labels=["model", "outcome"])
@@ -111,6 +116,9 @@ class MonitorCollector:
             "fsml_retrain_last_success_timestamp_seconds", "Last retraining that finished", labels=["model"]
         )
         failed = GaugeMetricFamily("fsml_retrain_last_failed", "1 when the last retraining failed", labels=["model"])
+        incident = GaugeMetricFamily(
+            "fsml_data_quality_incident", "1 while a data-quality incident holds retraining", labels=["model"]
+        )
         for name, folder in folders.items():
             counts = Counter(o for e in _lines(folder / "triggers.jsonl") if (o := retrain_outcome(e)))
             for outcome in RETRAIN_OUTCOMES:
@@ -119,7 +127,8 @@ class MonitorCollector:
             state = json.loads(path.read_text()) if path.exists() else {}
             success.add_metric([name], _stamp(state.get("last_success_at")))
             failed.add_metric([name], float(str(state.get("last_outcome") or "").startswith("failed")))
-        yield from (runs, success, failed)
+            incident.add_metric([name], float(bool(state.get("incident_since"))))
+        yield from (runs, success, failed, incident)
 
 
 def registry(settings: Settings) -> CollectorRegistry:

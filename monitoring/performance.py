@@ -21,9 +21,10 @@ from fsml.stores import quote_name
 
 
 def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.DataFrame:
-    """Logged (id, score) rows with their label, where the label is known at ``as_of``."""
+    """Logged (id, score) rows with their label, where the label is known at ``as_of``; ``log_row``
+    is the logged row's index label, to look up anything else about it (its segment)."""
     ids = logged[source.id] if source.id in logged else pd.Series(None, index=logged.index, dtype=object)
-    rows = pd.DataFrame({"id": ids, "score": logged["score"]}).loc[ids.notna()]
+    rows = pd.DataFrame({"id": ids, "score": logged["score"], "log_row": logged.index}).loc[ids.notna()]
     rows["id"] = rows["id"].astype(str)
     if rows.empty or not source.exists():
         return rows.assign(label=pd.Series(dtype="int64")).iloc[0:0]
@@ -31,7 +32,7 @@ def labelled(logged: pd.DataFrame, source: LabelSource, as_of: datetime) -> pd.D
     con.execute("SET TimeZone = 'UTC'")
     con.register("logged", rows)
     return con.execute(
-        f"""SELECT l.id, l.score, CAST(s.{quote_name(source.label)} AS BIGINT) AS label
+        f"""SELECT l.id, l.score, l.log_row, CAST(s.{quote_name(source.label)} AS BIGINT) AS label
             FROM logged l JOIN {source.relation()} s ON l.id = CAST(s.{quote_name(source.id)} AS VARCHAR)
             WHERE s.{quote_name(source.available_at)}::TIMESTAMPTZ <= $as_of""",
         {"as_of": as_of},
@@ -47,11 +48,18 @@ def performance(
     min_positives: int,
 ) -> dict[str, Any]:
     joined = labelled(logged, source, as_of)
+    return measure(joined, len(logged), card, tolerance, min_positives)
+
+
+def measure(
+    joined: pd.DataFrame, logged_rows: int, card: ModelCard, tolerance: float, min_positives: int
+) -> dict[str, Any]:
+    """Realised figures of labelled rows against the model's test-window PR-AUC."""
     y, score = joined["label"].to_numpy(np.int64), joined["score"].to_numpy(np.float64)
     positives = int(y.sum())
     reference = card.metrics.get("test_pr_auc", float("nan"))
     out: dict[str, Any] = {
-        "logged_rows": len(logged),
+        "logged_rows": logged_rows,
         "labelled_rows": len(joined),
         "positives": positives,
         "reference_pr_auc": reference,

@@ -1,4 +1,5 @@
-"""The drift report: a summary table, then reference-against-current plots of what drifted."""
+"""The drift report: the verdict and its causes, performance (estimated, realised), the score and
+its tail, segments, a summary table of the features, then plots of what drifted."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from fsml.monitoring.drift import ColumnDrift
+from fsml.monitoring.report_views import causes_rows, estimate_context, segment_tables, tail_rows
 
 from fsml.report import figure_canvas, png, render
 
@@ -14,10 +16,8 @@ MAX_PLOTS = 24
 
 def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: ColumnDrift) -> str:
     window = summary["window"]
-    verdict = "drift detected" if summary["drift_detected"] else "no drift"
+    verdict = f"{summary['verdict']}; causes: {', '.join(summary['causes']) or 'none'}"
     performance = summary["performance"]
-    if performance.get("degraded"):
-        verdict += f"; performance below its floor (PR-AUC {performance['pr_auc']:.3f} < {performance['floor']:.3f})"
     drifted = [c for c in columns if c.drifted][:MAX_PLOTS]
     return render(
         "fsml.monitoring",
@@ -28,9 +28,13 @@ def drift_report(summary: dict[str, Any], columns: list[ColumnDrift], score: Col
         verdict=verdict,
         action=summary["action"],
         skipped=window.get("skipped_files") or [],
-        performance=[{"measure": k, "value": v} for k, v in performance.items()],
+        causes=causes_rows(summary),
+        performance=[{"measure": k, "value": v} for k, v in performance.items() if not isinstance(v, dict)],
+        estimate=estimate_context(performance),
         score_row=[_row(score)],
         score_plot=png(_numeric_plot(score)),
+        tail=tail_rows(summary["score_tail"]),
+        segments=segment_tables(summary["segments"]),
         features=[_row(c) for c in sorted(columns, key=lambda c: (not c.drifted, -c.psi))],
         drifted=[
             (
@@ -50,6 +54,7 @@ def _row(c: ColumnDrift) -> dict[str, Any]:
         "distance": f"{c.distance_name} {c.distance:.3f}",
         "null rate": f"{c.null_rate_reference:.1%} → {c.null_rate_current:.1%}",
         "outside training range": f"{c.out_of_range:.1%}",
+        "data quality": "; ".join(c.quality),
         "drifted": "yes" if c.drifted else "",
     }
 

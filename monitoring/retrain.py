@@ -13,13 +13,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from fsml.monitoring.triggers import State, record
+from fsml.monitoring.triggers import State, held, record
 
 from fsml import atomic, registry
 from fsml.errors import FsmlError
@@ -229,10 +229,21 @@ def retrain(
     as_of: datetime | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the pipeline once. Automatic triggers respect the cooldown; manual requests do not.
-    Both wait for no one: if a retraining is running, this one is refused."""
+    """Run the pipeline once. Automatic triggers respect the cooldown and a data-quality
+    incident's hold; manual requests run anyway, with a warning during an incident. Both wait for
+    no one: if a retraining is running, this one is refused."""
     now = datetime.now(UTC)
     state = State.load(settings)
+    hold = held(settings)
+    if hold and automatic:
+        outcome = {"started": False, "reason": reason, "skipped": f"held: {hold}"}
+        record(settings, {"event": "retrain", **outcome})
+        return outcome
+    warning = None
+    if hold:
+        warning = f"{hold}: the new model may learn the break; fix the data first if you can"
+        log.warning("retraining during a %s", warning)
+        record(settings, {"event": "retrain", "reason": reason, "warning": warning})
     until = state.cooldown_until(settings)
     if automatic and until is not None and now < until:
         outcome = {
@@ -254,7 +265,9 @@ def retrain(
             decision = pipeline.gate(trained)
             reload = pipeline.reload(decision)
         except Exception as exc:
-            State(now.isoformat(), reason, f"failed: {exc}", state.last_success_at).save(settings)
+            replace(
+                State.load(settings), last_retrain_at=now.isoformat(), last_reason=reason, last_outcome=f"failed: {exc}"
+            ).save(settings)
             record(
                 settings,
                 {"event": "retrain", "outcome": "failed", "reason": reason, "error": str(exc)},
@@ -275,7 +288,15 @@ def retrain(
         "steps_skipped": pipeline.skipped,
         "seconds": round(time.perf_counter() - began, 1),
     }
-    State(now.isoformat(), reason, "promoted" if decision["promoted"] else "kept", now.isoformat()).save(settings)
+    if warning:
+        outcome["warning"] = warning
+    replace(
+        State.load(settings),
+        last_retrain_at=now.isoformat(),
+        last_reason=reason,
+        last_outcome="promoted" if decision["promoted"] else "kept",
+        last_success_at=now.isoformat(),
+    ).save(settings)
     record(
         settings,
         {

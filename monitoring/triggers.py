@@ -5,6 +5,11 @@ Triggers: drift or poor performance (from the monitor), a schedule (the champion
 from the champion's record) and manual requests. Every evaluation is appended, with its reason
 and what was done about it, to ``triggers.jsonl``. An exclusive file lock allows one retraining
 at a time across processes; automatic triggers wait for the cooldown after the last retraining.
+
+A data-quality incident (a monitor verdict with the ``data_quality`` cause) holds every automatic
+retraining, whatever its trigger, until a later monitor run measures the data healthy: a model
+retrained on a broken column learns the break. The incident's opening and end are recorded in
+``triggers.jsonl``; a manual retraining still runs, with a warning.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fsml import atomic, registry
+from fsml.events import record
 from fsml.fingerprint import code_fingerprint, feature_repo_fingerprint
 from fsml.settings import Settings
 
@@ -36,6 +42,8 @@ class State:
     last_reason: str | None = None
     last_outcome: str | None = None
     last_success_at: str | None = None  # a finished retraining: the schedule counts from here
+    incident_since: str | None = None  # an open data-quality incident: automatic retraining held
+    incident_reason: str | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> State:
@@ -57,25 +65,61 @@ class State:
         return datetime.fromisoformat(self.last_retrain_at) + timedelta(hours=settings.retrain_cooldown_hours)
 
 
-def record(settings: Settings, event: dict[str, Any]) -> None:
-    settings.monitoring_dir.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"at": datetime.now(UTC).isoformat(), **event}, default=str)
-    with open(settings.monitoring_dir / "triggers.jsonl", "a") as out:
-        out.write(line + "\n")
+def follow_incident(settings: Settings, summary: dict[str, Any]) -> None:
+    """Open an incident on a data-quality verdict; close it on the next measured healthy one."""
+    state = State.load(settings)
+    broken = "data_quality" in summary.get("causes", [])
+    if broken and state.incident_since is None:
+        columns = [b["column"] for b in summary.get("data_quality", [])]
+        state.incident_since = summary["as_of"]
+        state.incident_reason = f"data quality: {', '.join(columns[:5])}" + (
+            f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+        )
+        state.save(settings)
+        record(
+            settings,
+            {
+                "event": "incident",
+                "status": "opened",
+                "reason": state.incident_reason,
+                "evidence": summary.get("evidence", {}).get("data_quality", []),
+                "report": summary.get("report"),
+            },
+        )
+        log.warning("data-quality incident: %s; automatic retraining held", state.incident_reason)
+    elif not broken and state.incident_since is not None and summary.get("verdict") == "measured":
+        record(
+            settings,
+            {
+                "event": "incident",
+                "status": "resolved",
+                "since": state.incident_since,
+                "reason": state.incident_reason,
+                "report": summary.get("report"),
+            },
+        )
+        log.info("data-quality incident since %s resolved: the data are healthy again", state.incident_since)
+        state.incident_since = state.incident_reason = None
+        state.save(settings)
+
+
+def held(settings: Settings) -> str | None:
+    """Why automatic retraining is held, or None."""
+    state = State.load(settings)
+    if state.incident_since is None:
+        return None
+    return f"data-quality incident open since {state.incident_since} ({state.incident_reason})"
 
 
 def automatic_triggers(settings: Settings, monitor: dict[str, Any] | None, now: datetime) -> list[Trigger]:
     triggers = []
     if monitor is not None and monitor.get("action") == "retrain":
         if monitor.get("drift_detected"):
-            features = monitor["drifted_features"]
-            shown = ", ".join(features[:5]) + (f" and {len(features) - 5} more" if len(features) > 5 else "")
-            triggers.append(
-                Trigger(
-                    "drift",
-                    f"{len(features)} drifted features: {shown}" if features else "score drift",
-                )
-            )
+            evidence = monitor.get("evidence", {})
+            shown = [*evidence.get("distribution", []), *evidence.get("prediction", [])]
+            more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+            causes = ", ".join(c for c in monitor.get("causes", []) if c in ("distribution", "prediction"))
+            triggers.append(Trigger("drift", f"{causes}: {'; '.join(shown[:5])}{more}"))
         performance = monitor.get("performance", {})
         if performance.get("degraded"):
             triggers.append(

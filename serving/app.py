@@ -88,6 +88,7 @@ def create_fastapi(settings: Settings) -> tuple[FastAPI, list[ModelSlot], Metric
             if pushes is not None:
                 pushes.cancel()
                 await state.ingestor.redis.aclose()  # type: ignore[union-attr]
+            state.close_challengers()
             await asyncio.to_thread(state.close_prediction_logs)
             await state.redis.aclose()
 

@@ -133,6 +133,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.challenger_rows = Counter(
+            "fsml_challenger_rows", "Rows the challenger scored", ["model", "route"], registry=r
+        )
+        self.challenger_dropped = Counter(
+            "fsml_challenger_dropped", "Shadow rows dropped: the challenger fell behind", ["model"], registry=r
+        )
+        self.challenger_errors = Counter(
+            "fsml_challenger_errors", "Rows the challenger failed on", ["model"], registry=r
+        )
+        self.canary_rollbacks = Counter("fsml_canary_rollbacks", "Canaries rolled back", ["model"], registry=r)
         self.model_loaded = Gauge(
             "fsml_model_loaded", "1 when a model is loaded and served", registry=r, multiprocess_mode="livemin"
         )

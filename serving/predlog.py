@@ -91,13 +91,16 @@ class PredictionLog:
         flush_seconds: float = 2.0,
         on_drop: Callable[[int], None] | None = None,
         on_dead_letter: Callable[[int], None] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         """``id_field`` is the label source's id column: logged as text under its own name, it
-        joins the log to the labels once they arrive."""
-        if id_field in dict(FIXED):
+        joins the log to the labels once they arrive. ``extra``: more columns (name: type) after
+        it, given to ``append`` in order (the challenger's log: the champion's score beside its)."""
+        if id_field in dict(FIXED) or id_field in (extra or {}):
             raise ValueError(f"the id column {id_field!r} clashes with a prediction log column")
         self.directory = directory
         self.id_field = id_field
+        self.extra = list(extra or {})
         self.columns = list(columns)  # model feature columns
         self.inputs = list(inputs)  # request fields, logged as input__<name>
         self.time_inputs = {n for n, t in inputs.items() if t == "timestamp"}
@@ -107,6 +110,7 @@ class PredictionLog:
             [
                 *FIXED,
                 (id_field, pa.string()),
+                *[(n, ARROW[t]) for n, t in (extra or {}).items()],
                 *[(f"input__{n}", ARROW[t]) for n, t in inputs.items()],
                 *[(c, ARROW[t]) for c, t in columns.items()],
             ]
@@ -146,6 +150,7 @@ class PredictionLog:
         score: float,
         model: str,
         version: str,
+        extra: tuple[Any, ...] = (),
     ) -> None:
         """Called on the request path: list appends only."""
         with self._lock:
@@ -163,6 +168,8 @@ class PredictionLog:
                 b["score"].append(score)
                 b["missing"].append(missing)
                 b["stale"].append(stale)
+                for name, value in zip(self.extra, extra, strict=True):
+                    b[name].append(value)
                 for name in self.inputs:
                     value = request.get(name)
                     if name in self.time_inputs and value is not None:

@@ -12,8 +12,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fsml.features.ingest import Ingestor
+from fsml.serving.challenger import PAIRED, Challenger, challenger_version, load_challenger
 from fsml.serving.errors import public_reason
 from fsml.serving.metrics import Metrics
 from fsml.serving.predlog import PredictionLog
@@ -49,6 +51,9 @@ class ModelSlot:
     scorer: Scorer | None = None
     load_error: str | None = None
     predictions: PredictionLog | None = None
+    challenger: Challenger | None = None  # shadow and canary (serving.challenger)
+    challenger_log: PredictionLog | None = None
+    _challenger_task: asyncio.Task | None = None
     record_source: str | None = None  # where `record: true` pushes: the service's label source
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -67,8 +72,13 @@ class ModelSlot:
     def open_prediction_log(self, metrics: Metrics) -> None:
         if not self.settings.log_predictions:
             return
-        self.predictions = PredictionLog(
-            self.settings.prediction_log_dir,
+        self.predictions = self._log(self.settings.prediction_log_dir, metrics)
+        if self.settings.shadow_fraction > 0 or self.settings.canary_fraction > 0:
+            self.challenger_log = self._log(self.settings.challenger_log_dir, metrics, PAIRED)
+
+    def _log(self, directory: Path, metrics: Metrics, extra: dict[str, str] | None = None) -> PredictionLog:
+        return PredictionLog(
+            directory,
             columns={f.column: f.dtype for f in self.spec.features},
             inputs={i.name: i.dtype for i in self.spec.inputs},
             id_field=self.spec.id_field,
@@ -76,7 +86,36 @@ class ModelSlot:
             flush_seconds=self.settings.log_flush_seconds,
             on_drop=metrics.log_dropped.inc,
             on_dead_letter=metrics.log_dead_letter.inc,
+            extra=extra,
         ).start()
+
+    async def follow_challenger(self, metrics: Metrics) -> None:
+        """Take on the registry's challenger beside the current champion, drop a gone one."""
+        settings, champion = self.settings, self.scorer
+        if (settings.shadow_fraction <= 0 and settings.canary_fraction <= 0) or champion is None:
+            return
+        try:
+            wanted = await asyncio.to_thread(challenger_version, settings)
+            current = self.challenger
+            if current is not None and current.version == wanted and current.champion is champion:
+                return
+            found = await asyncio.to_thread(load_challenger, settings, champion, metrics) if wanted else None
+        except Exception as exc:  # the champion serves on; the challenger waits for the next check
+            log.warning("challenger check for %s failed: %s", self.name, exc)
+            return
+        if self._challenger_task is not None:
+            self._challenger_task.cancel()
+        if found is not None:
+            found.predictions = self.challenger_log
+            self._challenger_task = asyncio.create_task(found.run())
+        self.challenger = found
+
+    def close_challenger(self) -> None:
+        """Shutdown: score what waits in the shadow queue, stop the worker."""
+        if self._challenger_task is not None:
+            self._challenger_task.cancel()
+        if self.challenger is not None:
+            self.challenger.drain()
 
     async def reload(self, metrics: Metrics, only_if_changed: bool = False) -> tuple[str | None, Scorer]:
         """Load the registry's champion and swap it in; in-flight requests keep the old one."""
@@ -85,6 +124,7 @@ class ModelSlot:
             if only_if_changed and previous is not None:
                 current = await asyncio.to_thread(champion_version, self.settings)
                 if current == previous.version:
+                    await self.follow_challenger(metrics)
                     return previous.version, previous
             try:
                 scorer = await asyncio.to_thread(load_champion, self.settings)
@@ -93,6 +133,7 @@ class ModelSlot:
                 metrics.reloads.labels("failed").inc()
                 raise
             self.scorer, self.load_error = scorer, None
+            await self.follow_challenger(metrics)
             metrics.reloads.labels("ok").inc()
             metrics.model_version.labels(scorer.name).set(float(scorer.version))
             metrics.model_loaded.set(1)
@@ -153,10 +194,16 @@ class ServiceState:
         for slot in self.slots.values():
             slot.open_prediction_log(self.metrics)
 
+    def close_challengers(self) -> None:
+        """On the event loop, before the logs close: the last shadow rows, the workers stopped."""
+        for slot in self.slots.values():
+            slot.close_challenger()
+
     def close_prediction_logs(self) -> None:
         for slot in self.slots.values():
-            if slot.predictions is not None:
-                slot.predictions.close()
+            for prediction_log in (slot.predictions, slot.challenger_log):
+                if prediction_log is not None:
+                    prediction_log.close()
 
     def online_store_failed(self, exc: BaseException) -> None:
         """Count every failure; log at most one line a second so an outage does not flood logs."""

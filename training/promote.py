@@ -1,5 +1,6 @@
 """``fsml promote``: the challenger replaces the champion only if it is at least as good on the
-same most recent labelled window.
+same most recent labelled window, and on the live rows both scored (shadow or canary) once their
+labels matured.
 
 Both models are scored on identical entity rows (the newest ``promotion_window_days`` of labels
 known at the as-of time), each with features from its own feature service. The first model has
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fsml.training.dataset import entity_rows, labelled_features
+from fsml.training.live import live_scores, live_verdict
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fsml import registry
@@ -96,6 +98,11 @@ def promote(
     if champion_mv is not None and champion_mv.version == challenger_mv.version:
         current = str(champion_mv.version)
         return Decision(False, f"version {current} is already the champion", current, current, current)
+    canary = challenger_mv.tags.get(registry.CANARY_ROLLED_BACK)
+    if canary and not force:
+        current = str(champion_mv.version) if champion_mv else None
+        reason = f"v{challenger_mv.version} was rolled back during its canary ({canary}); --force to promote anyway"
+        return Decision(False, reason, str(challenger_mv.version), current, current)
     challenger = registry.load_bundle(challenger_mv)
     champion = registry.load_bundle(champion_mv) if champion_mv else None
     end = as_of or datetime.now(UTC).replace(microsecond=0)
@@ -112,13 +119,27 @@ def promote(
         settings.min_roc_auc,
         force,
     )
+    live = None
+    if champion is not None:
+        source = describe_service(open_store(settings), challenger.card.feature_service).label_source
+        live = live_scores(
+            settings.for_service(challenger.card.feature_service).challenger_log_dir,
+            source,
+            challenger.version,
+            champion.version,
+            end,
+            settings.min_labelled_positives,
+        )
+        if not force:
+            live_ok, live_reason = live_verdict(live, settings.promotion_margin)
+            promoted, reason = promoted and live_ok, f"offline: {reason}; {live_reason}"
     decision = Decision(
         promoted=promoted,
         reason=reason,
         challenger_version=challenger.version,
         champion_version=challenger.version if promoted else (champion.version if champion else None),
         previous_champion=champion.version if champion else None,
-        scores={k: asdict(v) if v else None for k, v in scores.items()},
+        scores={k: asdict(v) if v else None for k, v in scores.items()} | {"live": live},
         window=window,
         forced=force,
     )
@@ -191,8 +212,13 @@ def _record(settings: Settings, client, name: str, decision: Decision) -> None:
         client.log_param(run_id, f"window_{key}", value)
     for role, score in decision.scores.items():
         for metric in ("pr_auc", "roc_auc"):
-            if score and not math.isnan(score[metric]):
+            if role != "live" and score and not math.isnan(score[metric]):
                 client.log_metric(run_id, f"{role}_{metric}", score[metric])
+    live = decision.scores.get("live") or {}
+    for role in ("challenger", "champion"):
+        if live.get("status") == "measured":
+            client.log_metric(run_id, f"live_{role}_pr_auc", live[role]["pr_auc"])
+    client.log_param(run_id, "live_rows", live.get("labelled_rows", 0))
     status = "FINISHED"
     try:
         tags = {
@@ -203,7 +229,7 @@ def _record(settings: Settings, client, name: str, decision: Decision) -> None:
         for key, value in tags.items():
             client.set_model_version_tag(name, decision.challenger_version, key, value)
         if decision.promoted:
-            client.set_registered_model_alias(name, registry.CHAMPION, decision.challenger_version)
+            registry.set_champion(client, name, decision.challenger_version, f"promoted: {decision.reason}")
             pending = registry.version_by_alias(client, name, registry.CHALLENGER)
             if pending is not None and str(pending.version) == decision.challenger_version:
                 client.delete_registered_model_alias(name, registry.CHALLENGER)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from fsml.training.dataset import Windows
 from fsml.training.evaluate import calibration, choose_threshold, metrics
+from fsml.training.references import monitor_references
 
 from fsml.featurestore import ServiceSpec
 from fsml.model import (
@@ -131,6 +132,7 @@ def fit(
         for key, value in metrics(y[split], scores[split], threshold).items()
     }
     figures |= {"train_rows": float(len(y["train"])), "best_iteration": float(best)}
+    kinds = _kinds(features)
     card = ModelCard(
         model_name=model_name,
         feature_service=spec.name,
@@ -145,9 +147,12 @@ def fit(
         threshold=threshold,
         training_window=windows.describe(),
         metrics=figures,
-        reference=profile_frame(parts["train"], _kinds(features)),
+        reference=profile_frame(parts["train"], kinds),
         score_reference=numeric_profile(scores["train"]),
         data_fingerprint=fingerprint,
+        **monitor_references(
+            parts, scores, threshold, spec.segment_features(), kinds, next(iter(spec.join_keys), None)
+        ),
     )
     test = parts["test"]
     id_col = spec.label_source.id

@@ -74,17 +74,21 @@ async def score_and_record(
         log.error("%s: %s", slot.name, exc.message)
         raise HTTPException(500, detail=exc.message) from None
     scores = scorer.predict(vectors)
+    times = [(row.get(reader.time_field) if reader.time_field else None) or now for row in rows]
+    answered = [scorer] * len(rows)
+    challenger = slot.challenger
+    if challenger is not None and challenger.champion is scorer:  # canary answers, shadow queue
+        answered, scores = challenger.beside(rows, vectors, scores, times)
     recorded = await push_rows(state, slot.record_source, pushed) if record else None  # type: ignore[arg-type]
     predictions = slot.predictions
-    model = {"name": scorer.name, "version": scorer.version}
     metrics = state.metrics
     id_field = slot.spec.id_field
     score_histogram = metrics.child(metrics.scores, slot.name)
     out = []
     policy = state.settings.missing_features_decision
-    for row, vector, score in zip(rows, vectors, scores, strict=True):
+    for row, vector, score, at, by in zip(rows, vectors, scores, times, answered, strict=True):
         all_missing = reader.all_missing(vector)
-        decision = decide(score, scorer.threshold, all_missing, policy)
+        decision = decide(score, by.threshold, all_missing, policy)
         metrics.child(metrics.predictions, slot.name, decision).inc()
         score_histogram.observe(score)
         if metrics.sample_age():
@@ -97,17 +101,7 @@ async def score_and_record(
         for column in vector.stale:
             metrics.child(metrics.stale, slot.name, column).inc()
         if predictions is not None:
-            at = row.get(reader.time_field) if reader.time_field else None
-            predictions.append(
-                at or now,
-                row,
-                vector.values,
-                vector.missing,
-                vector.stale,
-                float(score),
-                scorer.name,
-                scorer.version,
-            )
+            predictions.append(at, row, vector.values, vector.missing, vector.stale, float(score), by.name, by.version)
         report: dict[str, Any] = {"missing": vector.missing, "stale": vector.stale, "all_missing": all_missing}
         if include_values:
             report["values"] = {c: vector.values.get(c) for c in scorer.bundle.card.columns}
@@ -116,8 +110,8 @@ async def score_and_record(
                 id_field: row.get(id_field),
                 "score": float(score),
                 "decision": decision,
-                "threshold": scorer.threshold,
-                "model": model,
+                "threshold": by.threshold,
+                "model": {"name": by.name, "version": by.version},
                 "features": report,
             }
         )

@@ -33,7 +33,7 @@ from tests.conftest import API_KEY, make_settings
 
 pytestmark = pytest.mark.e2e
 
-DAYS, K, REPLAYED = 50, 30, 4
+DAYS, K, REPLAYED = 75, 58, 4  # K: 30 days of feature warm-up, then 14 + 7 + 7 of training windows
 CONFIG = GeneratorConfig(
     customers=800, merchants=114, days=DAYS, end_date=date(2026, 11, 1), seed=11, drift_start_day=K
 )
@@ -72,7 +72,7 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
         valid_days=7,
         test_days=7,
         promotion_window_days=7,
-        feature_warmup_days=0,
+        feature_warmup_days=30,
         api_key=SecretStr(API_KEY),
         reload_poll_seconds=0.0,
     )
@@ -139,7 +139,10 @@ def test_drift_is_detected_and_a_better_model_takes_over_without_downtime(tmp_pa
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 assert client.get("/v1/model").json()["version"] == new
 
-            second = run_once(loop, now=END)  # the drift is still in the log: the cooldown holds
-            assert second["retrain"]["started"] is False and "cooldown" in second["retrain"]["skipped"]
+            # No second retraining: the monitor judges the new champion on the rows it answered
+            # (too few yet: no verdict); had anything triggered, the cooldown would hold it.
+            second = run_once(loop, now=END)
+            retrained = second["retrain"]
+            assert retrained is None or (retrained["started"] is False and "cooldown" in retrained["skipped"]), second
     finally:
         redis.stop()

@@ -33,8 +33,13 @@ def test_offline_monitor_writes_a_report_and_a_summary(champion: Champion) -> No
     summary = run_monitor(champion.settings, as_of=AS_OF, source="offline")
     assert summary["window"]["source"] == "offline store" and summary["window"]["rows"] > 1000
     assert {f["column"] for f in summary["features"]} == set(champion.outcome.trained.bundle.card.columns)
-    assert summary["action"] in {"none", "retrain"}
+    assert summary["action"] in {"none", "retrain", "incident"}
+    assert set(summary["causes"]) <= {"data_quality", "distribution", "prediction", "concept"}
     assert summary["performance"]["status"] in {"measured", "waiting for labels"}
+    estimated = summary["performance"]["estimated"]
+    assert estimated["status"] == "estimated" and estimated["pr_auc"]["low"] <= estimated["pr_auc"]["high"]
+    assert {m["name"] for m in summary["score_tail"]["measures"]} >= {"decision rate"}
+    assert "merchant_profile__category" in summary["segments"]["columns"]
     html = Path(summary["report"]).read_text()
     assert "Drift report" in html and "Prediction drift" in html and html.count("data:image/png") >= 1
     history = (champion.settings.monitoring_dir / "history.jsonl").read_text().splitlines()
@@ -76,6 +81,34 @@ def test_corrupted_log_files_are_left_out_and_named(champion: Champion, tmp_path
         path.write_bytes(b"garbage")
     with pytest.raises(FsmlError, match="no readable prediction log files"):
         logged_window(tmp_path, AS_OF, 30)
+
+
+def test_the_model_card_keeps_what_the_monitor_compares_with(champion: Champion) -> None:
+    card = champion.outcome.trained.bundle.card
+    assert card.calibration["method"] == "isotonic" and card.calibration["positives"]["score"]
+    assert 0 < card.score_tail["decision_rate"] < 0.2 and card.score_tail["tail_level"] == 0.99
+    segments = card.segments["merchant_profile__category"]["values"]
+    assert segments and all(
+        v["rows"] >= card.segments["merchant_profile__category"]["min_rows"] for v in segments.values()
+    )
+    profiled = set(next(iter(segments.values()))["reference"])
+    assert "transaction_context__txn_amount" in profiled
+    assert not any(c.startswith(("merchant_risk__", "merchant_profile__")) for c in profiled)  # the segment's entity
+
+
+def test_a_manual_retraining_during_an_incident_runs_with_a_warning(champion: Champion, tmp_path: Path) -> None:
+    from fsml.monitoring.triggers import follow_incident
+
+    settings = champion.settings.model_copy(update={"home": tmp_path})
+    follow_incident(
+        settings,
+        {"as_of": AS_OF.isoformat(), "causes": ["data_quality"], "data_quality": [{"column": "c", "breaks": []}]},
+    )
+    with pytest.raises(FsmlError, match="retraining failed"):  # it ran: a window with no data stops it
+        retrain(settings, reason="manual: test", as_of=AS_OF - timedelta(days=400))
+    events = [json.loads(line) for line in (settings.monitoring_dir / "triggers.jsonl").read_text().splitlines()]
+    assert any("data-quality incident open" in e.get("warning", "") for e in events)
+    assert any(e.get("outcome") == "failed" for e in events)
 
 
 def test_missing_reference_is_a_clear_error(own_world: World) -> None:

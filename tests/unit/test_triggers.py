@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,3 +42,34 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_duration_is_named() -> None:
     with pytest.raises(FsmlError, match="'soon' is not a duration"):
         parse_duration("soon")
+
+
+def _summary(causes: list[str], verdict: str = "measured") -> dict:
+    return {
+        "as_of": "2026-11-01T00:00:00+00:00",
+        "verdict": verdict,
+        "causes": causes,
+        "data_quality": [{"column": "customer_profile__credit_limit", "breaks": ["null rate 0.0% -> 50.0%"]}]
+        if "data_quality" in causes
+        else [],
+        "evidence": {},
+        "report": "r.html",
+    }
+
+
+def test_a_data_quality_incident_holds_automatic_retraining_until_the_data_are_healthy(tmp_path: Path) -> None:
+    from fsml.monitoring.retrain import retrain
+    from fsml.monitoring.triggers import follow_incident, held
+
+    settings = make_settings(tmp_path)
+    follow_incident(settings, _summary(["data_quality", "prediction"]))
+    assert "customer_profile__credit_limit" in held(settings)
+    outcome = retrain(settings, reason="drift: score", automatic=True)
+    assert outcome["started"] is False and outcome["skipped"].startswith("held: data-quality incident")
+    follow_incident(settings, _summary([], "insufficient data: 14 h"))  # no verdict: still held
+    assert held(settings)
+    follow_incident(settings, _summary(["distribution"]))  # measured, no quality break: healthy
+    assert held(settings) is None
+    events = [json.loads(line) for line in (settings.monitoring_dir / "triggers.jsonl").read_text().splitlines()]
+    assert [e.get("status") for e in events if e["event"] == "incident"] == ["opened", "resolved"]
+    assert any("held" in e.get("skipped", "") for e in events if e["event"] == "retrain")
