@@ -53,7 +53,7 @@ class ScoringPlan:
     version: str
     time_field: str
     missing_decision: str = "review"  # FSML_MISSING_FEATURES_DECISION
-    predict_threads: int = 1  # LightGBM's cores, shared by the slices predicting at once
+    predict_threads: int = 1  # LightGBM's cores, shared by the slices in flight
     join_threads: int = 1  # DuckDB's per slice: slices run side by side
 
 
