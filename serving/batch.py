@@ -87,7 +87,8 @@ def score_file(
         version=bundle.version,
         time_field=time_field,
         missing_decision=settings.missing_features_decision,
-        predict_threads=max(1, threads // max(1, min(threads, len(slices)))),
+        predict_threads=threads,
+        join_threads=max(1, threads // max(1, min(threads, len(slices)))),
     )
     if settings.engine == "local":
         context(plan)  # built once here, shared by the threads, dropped at the end

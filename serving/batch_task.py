@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fsml.serving.batch_rows import split_valid
-from fsml.serving.decision import decide_many
+from fsml.serving.decision import decide_arrow
 
 from fsml.featurestore import ServiceSpec, describe_service, open_store
 from fsml.model import ModelBundle, ModelCard
@@ -51,7 +53,8 @@ class ScoringPlan:
     version: str
     time_field: str
     missing_decision: str = "review"  # FSML_MISSING_FEATURES_DECISION
-    predict_threads: int = 1
+    predict_threads: int = 1  # LightGBM's cores, shared by the slices in flight
+    join_threads: int = 1  # DuckDB's per slice: slices run side by side
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class _Context:
 
 _contexts: dict[str, _Context] = {}
 _lock = threading.Lock()
+_running = [0]  # slices this process is scoring now
 
 
 def context(plan: ScoringPlan) -> _Context:
@@ -107,7 +111,7 @@ def _build(plan: ScoringPlan) -> _Context:
     )
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET threads = {plan.predict_threads}")  # slices run side by side: one thread each
+    con.execute(f"SET threads = {plan.join_threads}")
     return _Context(spec, bundle, store, job, con)
 
 
@@ -130,7 +134,11 @@ def read_slice(con: duckdb.DuckDBPyConnection, piece: Slice) -> pa.Table:
 
 def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     """(scored rows, rejected rows with their reason) of one slice."""
-    ctx = context(plan)
+    with _in_flight():
+        return _score(context(plan), plan, piece)
+
+
+def _score(ctx: _Context, plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     con = ctx.con.cursor()  # this thread's connection to the process's database
     con.execute("SET TimeZone = 'UTC'")
     try:
@@ -139,8 +147,22 @@ def score_slice(plan: ScoringPlan, piece: Slice) -> tuple[pa.Table, pa.Table]:
     finally:
         con.close()
     bundle = ctx.bundle
-    scores = bundle.predict_matrix(bundle.encoder.arrow(features), num_threads=plan.predict_threads)
-    return _scored(good, features, scores, bundle, plan.missing_decision), rejected
+    matrix = bundle.encoder.arrow(features)
+    with _lock:  # the plan's cores shared by the slices in flight: the last slice of a job gets them all
+        threads = max(1, plan.predict_threads // max(1, _running[0]))
+    scores = bundle.predict_matrix(matrix, num_threads=threads)  # a row's score does not depend on it
+    return _scored(good, features, matrix, scores, bundle, plan.missing_decision), rejected
+
+
+@contextmanager
+def _in_flight() -> Iterator[None]:
+    with _lock:
+        _running[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _running[0] -= 1
 
 
 def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, time_field: str) -> pa.Table:
@@ -156,19 +178,23 @@ def _features(ctx: _Context, con: Any, good: pa.Table, part: KeyRange | None, ti
     return table.take(pc.sort_indices(table[ROW]))
 
 
-def _scored(good: pa.Table, features: pa.Table, scores: np.ndarray, bundle: ModelBundle, policy: str) -> pa.Table:
+def _scored(
+    good: pa.Table, features: pa.Table, matrix: np.ndarray, scores: np.ndarray, bundle: ModelBundle, policy: str
+) -> pa.Table:
     """The slice's rows with their score, decision (``fsml.serving.decision``: the policy when
     every stored feature is missing), whether that was so, and the missing features' names."""
     card = bundle.card
     rows = good.num_rows
-    absent = np.zeros((rows, len(card.columns)), bool)
+    absent = np.isnan(matrix)  # a number column is NaN in the matrix exactly where null or NaN
     for i, column in enumerate(card.columns):
-        absent[:, i] = np.asarray(pc.is_null(features[column], nan_is_null=True))
+        kind = features[column].type
+        if card.features[i].dtype == "string" or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            absent[:, i] = np.asarray(pc.is_null(features[column], nan_is_null=True))  # codes: NaN when unseen
     all_missing = bundle.all_missing(absent)
-    _, where = np.nonzero(absent)  # row by row, in the model's column order
-    offsets = np.concatenate([[0], np.cumsum(absent.sum(axis=1))]).astype(np.int32)
+    where = np.flatnonzero(absent) % absent.shape[1]  # row by row, in the model's column order
+    offsets = np.concatenate([[0], np.cumsum(np.count_nonzero(absent, axis=1))]).astype(np.int32)
     missing = pa.ListArray.from_arrays(pa.array(offsets), pa.array(card.columns, pa.string()).take(where))
-    decision = pa.array(decide_many(scores, card.threshold, all_missing, policy), pa.string())
+    decision = decide_arrow(scores, card.threshold, all_missing, policy)
     return (
         good.append_column("score", pa.array(scores, pa.float64()))
         .append_column("decision", decision)

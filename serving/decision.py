@@ -9,6 +9,7 @@ decision is the policy of ``FSML_MISSING_FEATURES_DECISION`` (``review`` by defa
 from __future__ import annotations
 
 from fsml.model import decision as decide
+from fsml.model import decision_array as decide_arrow
 from fsml.model import decisions as decide_many
 
-__all__ = ["decide", "decide_many"]
+__all__ = ["decide", "decide_arrow", "decide_many"]
