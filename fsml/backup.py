@@ -84,7 +84,7 @@ def restore(settings: Settings, archive: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
         staging = Path(tmp) / "home"
         with tarfile.open(archive, "r:gz") as unpacked:
-            unpacked.extractall(staging, filter="data")
+            _extract(unpacked, staging)
         manifest = _checked_manifest(staging)
         old = manifest["home"]
         moved = _rehome_mlflow(staging / "mlflow" / "mlflow.db", old, str(home))
@@ -95,6 +95,23 @@ def restore(settings: Settings, archive: Path) -> dict[str, Any]:
             os.replace(entry, home / entry.name)
     log.info("restored %s into %s", archive, home)
     return {"home": str(home), "files": len(manifest["files"]), "from_home": old, "paths_moved": moved}
+
+
+def _extract(archive: tarfile.TarFile, into: Path) -> None:
+    """Unpack only plain files and folders inside ``into``.
+
+    Python's "data" filter does this from 3.11.4 on; Debian 12's 3.11.2 has no filters, so the
+    same rule is checked here first (no absolute names, no "..", no links or devices)."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    members = archive.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or (target != root and root not in target.parents):
+            raise FsmlError(f"damaged backup archive: refusing member {member.name!r}")
+    archive.extractall(into, members=members)
 
 
 def _copy_mlflow(home: Path, staging: Path) -> None:
