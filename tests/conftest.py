@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -126,6 +127,7 @@ def ray_cluster() -> Iterator[RayCluster]:
     import ray
     from ray.cluster_utils import Cluster
 
+    before = _ray_workers()
     cluster = Cluster(initialize_head=True, head_node_args={**RAY_NODE, "include_dashboard": False})
     worker = cluster.add_node(**RAY_WORKER)
     cluster.wait_for_nodes()
@@ -135,6 +137,21 @@ def ray_cluster() -> Iterator[RayCluster]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+        # An actor process can outlive its killed node (seen: Ray Train's TrainController,
+        # reparented to init): whatever this cluster started goes with it.
+        for pid in _ray_workers() - before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _ray_workers() -> set[int]:
+    """Pids of Ray worker processes on this machine (their command line starts with ``ray::``)."""
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if (entry / "cmdline").read_bytes().startswith(b"ray::"):
+                found.add(int(entry.name))
+    return found
 
 
 @dataclass
