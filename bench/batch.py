@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import BenchWorld
+from bench.common import BenchWorld, status_mb
 
 log = logging.getLogger(__name__)
 COLUMNS = ["transaction_id", "customer_id", "merchant_id", "amount", "timestamp"]
@@ -115,11 +115,6 @@ def run(world: BenchWorld, repeats: int = 5, rows: int = 1_000_000) -> dict[str,
     return result
 
 
-def _vm(name: str) -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(status.split(f"{name}:")[1].split()[0]) / 1024
-
-
 def _one_run(rows: int) -> None:
     from fsml.serving.batch import score_file
 
@@ -129,11 +124,11 @@ def _one_run(rows: int) -> None:
     settings = Settings(engine="local")
     registry.load_champion(settings, "")  # imports and the registry: not part of the scoring's memory
     source = input_file(settings, rows)
-    start = _vm("VmRSS")
+    start = status_mb("VmRSS")
     began = time.perf_counter()
     summary = score_file(settings, source, source.with_name(f"scored-{rows}.parquet"), overwrite=True)
     seconds = time.perf_counter() - began
-    peak = _vm("VmHWM")
+    peak = status_mb("VmHWM")
     print("PEAK_JSON " + json.dumps({"rows": rows, "slices": summary["slices"], "start_mb": start,
                                      "peak_mb": peak, "above_start_mb": peak - start, "seconds": seconds}))  # fmt: skip
 

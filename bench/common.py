@@ -136,3 +136,11 @@ def live_world(world: BenchWorld, name: str, db: int, **overrides: object) -> Se
     materialize(settings, end=world.end)
     world.settings.export()
     return settings
+
+
+def status_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.common import status_mb
 from bench.repo import REFS, build_table, entity_frame, store, table_path
 
 FEATURE_COLUMNS = [r.split(":")[1] for r in REFS]
@@ -50,13 +51,6 @@ def _asof(entities: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _digest(frame: pd.DataFrame) -> str:
     ordered = frame.sort_values("row")[FEATURE_COLUMNS].reset_index(drop=True)
     return str(int(pd.util.hash_pandas_object(ordered, index=False).sum()))
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def _reset_peak() -> None:
@@ -89,12 +83,12 @@ def worker(rows: int, repeats: int, home: Path, redis_url: str) -> dict[str, Any
             frame = entities.copy()  # stock Feast may modify the frame it is given: each run gets its own
             gc.collect()
             pa.default_memory_pool().release_unused()
-            start = _status_mb("VmRSS")
+            start = status_mb("VmRSS")
             _reset_peak()
             began = time.perf_counter()
             result = calls[method](frame)
             out[method]["runs"].append(time.perf_counter() - began)
-            out[method]["peak_mb"] = max(out[method]["peak_mb"], _status_mb("VmHWM") - start)
+            out[method]["peak_mb"] = max(out[method]["peak_mb"], status_mb("VmHWM") - start)
             if repeat == 0:
                 out[method]["rows_out"] = len(result)
                 out[method]["digest"] = _digest(result) if method != "asof" else None
