@@ -144,14 +144,18 @@ class Ingestor:
             # for 500 rows held predictions ~7.5 ms; ~50 rows take under 1 ms, and Redis reads the
             # pipeline 16 KB at a time, serving other clients in between. A push applied in part
             # (the process or Redis died between scripts) is finished from its pending file.
-            step = self.policy.apply_rows
-            starts = range(0, table.num_rows, step)
-            payloads = [command_with_rows(head, [c.slice(i, i + step) for c in columns]) for i in starts]
-            replies = await self.redis.execute(payloads, [seen] * len(payloads))
-            statuses = [status for reply in replies for status in reply]
+            statuses = await self._bounded(head, columns, table.num_rows, seen)
         if all(statuses):
             return table
         return table.filter(pa.array([s != 0 for s in statuses]))
+
+    async def _bounded(self, head: list[bytes], columns: list[Ragged], rows: int, seen: bytes) -> list[int]:
+        """``head`` run over ``columns`` in scripts of at most ``Policy.apply_rows`` rows, pipelined
+        (all on the dedupe hash's slot); one status per row."""
+        step = self.policy.apply_rows
+        payloads = [command_with_rows(head, [c.slice(i, i + step) for c in columns]) for i in range(0, rows, step)]
+        replies = await self.redis.execute(payloads, [seen] * len(payloads))
+        return [status for reply in replies for status in reply]
 
     async def _apply_on_cluster(
         self,
@@ -164,9 +168,7 @@ class Ingestor:
         """Claims on the dedupe hash's node, then the claimed rows' events, one ``ADD`` per view
         and entity on its own slot, all nodes' pipelines at once (``fsml.features.window_store``
         says why a crash between the two is repaired by re-applying the file)."""
-        head, step = [b"EVAL", CLAIM.encode(), b"1", seen, token], self.policy.apply_rows
-        claims = [command_with_rows(head, [ids.slice(i, i + step)]) for i in range(0, ids.rows, step)]
-        statuses = [status for reply in await self.redis.execute(claims, [seen] * len(claims)) for status in reply]
+        statuses = await self._bounded([b"EVAL", CLAIM.encode(), b"1", seen, token], [ids], ids.rows, seen)
         commands, keys = [], []
         for (names, keep, cap), (entities, scores, members) in zip(retention, events, strict=True):
             grouped: dict[bytes, list[bytes]] = {}
